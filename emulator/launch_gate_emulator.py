@@ -1,0 +1,424 @@
+"""launch-gate's AWS emulator: moto in server mode, plus the lifecycle-hook behaviour
+stock moto lacks.
+
+Stock moto (5.2) puts every launched instance straight InService, registers it with the
+group's target groups at once, ignores `LifecycleHookSpecificationList`, and answers
+`CompleteLifecycleAction` / `RecordLifecycleActionHeartbeat` with 500 NotImplemented.
+This module patches moto's Auto Scaling backend and response classes so that, as on AWS
+(docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html):
+
+* an instance launched into a group with an `autoscaling:EC2_INSTANCE_LAUNCHING` hook
+  waits in `Pending:Wait`, one lifecycle action (with its own token) per launch hook, and
+  is *not* registered with the group's target groups or load balancers;
+* `CompleteLifecycleAction` validates the group, hook, token and instance id and answers
+  `ValidationError: No active Lifecycle Action found with instance ID ...` when nothing is
+  pending (a second completion, a wrong token); `CONTINUE` on the last pending action
+  puts the instance `InService` and registers it; `ABANDON` terminates it and the group
+  launches a replacement;
+* `RecordLifecycleActionHeartbeat` restarts the heartbeat timer; when a timer runs out the
+  hook's `DefaultResult` is applied, and the global timeout is
+  min(48 h, 100 x HeartbeatTimeout);
+* `CreateAutoScalingGroup` honours `LifecycleHookSpecificationList`.
+
+It also serves a small read-only view for tests under `/_launch_gate/`:
+`GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
+with its token, heartbeats, completions and the calls that failed.
+
+Run: `python launch_gate_emulator.py --host 127.0.0.1 --port 0`; it prints
+`launch-gate-emulator listening on http://HOST:PORT` once it accepts requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from moto.autoscaling import models as asg_models
+from moto.autoscaling import responses as asg_responses
+from moto.autoscaling.exceptions import ValidationError
+from moto.core.responses import EmptyResult
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+GLOBAL_TIMEOUT_CAP_SECONDS = 48 * 3600
+
+# One lock for every lifecycle-action mutation: the server is threaded and the timer
+# thread applies DefaultResult concurrently with API calls.
+_lock = threading.RLock()
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat()
+
+
+class LifecycleAction:
+    """One lifecycle action: an instance held by one lifecycle hook."""
+
+    def __init__(self, group: Any, hook: Any, instance_id: str) -> None:
+        self.token = str(uuid.uuid4())
+        self.group_name = group.name
+        self.group_arn = group.arn
+        self.hook_name = hook.name
+        self.transition = hook.lifecycle_transition
+        self.instance_id = instance_id
+        self.heartbeat_timeout = int(hook.heartbeat_timeout)
+        self.default_result = hook.default_result
+        self.notification_metadata = getattr(hook, "notification_metadata", None)
+        self.started = _now()
+        self.timer_start = self.started
+        self.global_deadline = self.started + min(
+            GLOBAL_TIMEOUT_CAP_SECONDS, 100 * self.heartbeat_timeout
+        )
+        self.heartbeats: list[float] = []
+        self.result: str | None = None
+        self.ended: float | None = None
+        self.ended_by: str | None = None  # "CompleteLifecycleAction" | "HeartbeatTimeout" | ...
+        self.completions: list[dict[str, Any]] = []
+
+    @property
+    def pending(self) -> bool:
+        return self.result is None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "LifecycleActionToken": self.token,
+            "AutoScalingGroupName": self.group_name,
+            "AutoScalingGroupARN": self.group_arn,
+            "LifecycleHookName": self.hook_name,
+            "LifecycleTransition": self.transition,
+            "EC2InstanceId": self.instance_id,
+            "NotificationMetadata": self.notification_metadata,
+            "HeartbeatTimeout": self.heartbeat_timeout,
+            "DefaultResult": self.default_result,
+            "Started": _iso(self.started),
+            "Heartbeats": [_iso(h) for h in self.heartbeats],
+            "Pending": self.pending,
+            "Result": self.result,
+            "Ended": _iso(self.ended),
+            "EndedBy": self.ended_by,
+            "Completions": self.completions,
+        }
+
+
+def _actions(backend: Any) -> list[LifecycleAction]:
+    if not hasattr(backend, "lifecycle_actions"):
+        backend.lifecycle_actions = []
+    return backend.lifecycle_actions
+
+
+def _launch_hooks(backend: Any, group_name: str) -> list[Any]:
+    return [
+        h
+        for h in backend.lifecycle_hooks.values()
+        if h.auto_scaling_group_name == group_name and h.lifecycle_transition == LAUNCHING
+    ]
+
+
+def _state_of(group: Any, instance_id: str) -> Any | None:
+    return next((s for s in group.instance_states if s.instance.id == instance_id), None)
+
+
+# --- launch: hold new instances in Pending:Wait -------------------------------------------
+
+_original_replace = asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+
+def _replace_with_hooks(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    before = {s.instance.id for s in self.instance_states}
+    _original_replace(self, count_needed, propagated_tags)
+    hooks = _launch_hooks(self.autoscaling_backend, self.name)
+    if not hooks:
+        return
+    with _lock:
+        for state in self.instance_states:
+            if state.instance.id in before:
+                continue
+            state.lifecycle_state = "Pending:Wait"
+            for hook in hooks:
+                _actions(self.autoscaling_backend).append(
+                    LifecycleAction(self, hook, state.instance.id)
+                )
+
+
+def _active_instances(self: Any) -> list[Any]:
+    # Capacity counts instances on their way in service too: a held instance is not a
+    # reason to launch another.
+    return [
+        s
+        for s in self.instance_states
+        if s.lifecycle_state == "InService" or s.lifecycle_state.startswith("Pending")
+    ]
+
+
+def _in_service_ids(group: Any) -> set[str]:
+    return {s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"}
+
+
+def _update_attached_target_groups(self: Any, group_name: str) -> None:
+    # Only InService instances are registered: AWS registers a launching instance at the
+    # end of its launch lifecycle hooks, not before.
+    group = self.autoscaling_groups[group_name]
+    if not group.target_group_arns:
+        return
+    ids = _in_service_ids(group)
+    for tg in self.elbv2_backend.describe_target_groups(
+        target_group_arns=group.target_group_arns, load_balancer_arn=None, names=None
+    ):
+        targets = [{"Id": i, "Port": tg.port} for i in ids if i not in tg.targets]
+        if targets:
+            self.elbv2_backend.register_targets(tg.arn, targets)
+
+
+def _update_attached_elbs(self: Any, group_name: str) -> None:
+    group = self.autoscaling_groups[group_name]
+    if not group.load_balancer_names:
+        return
+    ids = _in_service_ids(group)
+    for elb in self.elb_backend.describe_load_balancers(names=group.load_balancer_names):
+        new = ids - set(elb.instance_ids)
+        if new:
+            self.elb_backend.register_instances(elb.name, new, from_autoscaling=True)
+
+
+# --- ending a lifecycle action -------------------------------------------------------------
+
+
+def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> None:
+    """Ends one lifecycle action and, when it was the instance's last, moves the instance on."""
+    action.result = result
+    action.ended = _now()
+    action.ended_by = ended_by
+    group = backend.autoscaling_groups.get(action.group_name)
+    if group is None:
+        return
+    state = _state_of(group, action.instance_id)
+    if state is None:
+        return
+    if result == "ABANDON":
+        # The other hooks' actions for this instance end with it.
+        for other in _actions(backend):
+            if other.instance_id == action.instance_id and other.pending:
+                other.result, other.ended, other.ended_by = "ABANDON", _now(), "InstanceAbandoned"
+        group.instance_states = [s for s in group.instance_states if s is not state]
+        backend.ec2_backend.terminate_instances([action.instance_id])
+        # The group replaces the abandoned instance to keep its desired capacity.
+        group.set_desired_capacity(group.desired_capacity)
+        return
+    still_pending = [
+        a for a in _actions(backend) if a.instance_id == action.instance_id and a.pending
+    ]
+    if not still_pending:
+        state.lifecycle_state = "InService"
+        backend.update_attached_elbs(group.name)
+        backend.update_attached_target_groups(group.name)
+
+
+def _find_pending(
+    backend: Any, group_name: str, hook_name: str, token: str | None, instance_id: str | None
+) -> LifecycleAction:
+    if not token and not instance_id:
+        raise ValidationError(
+            "Either LifecycleActionToken or InstanceId must be specified."
+        )
+    for action in _actions(backend):
+        if not action.pending:
+            continue
+        if action.group_name != group_name or action.hook_name != hook_name:
+            continue
+        if token and action.token != token:
+            continue
+        if instance_id and action.instance_id != instance_id:
+            continue
+        return action
+    if instance_id:
+        raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+    raise ValidationError(f"No active Lifecycle Action found with token {token}")
+
+
+def complete_lifecycle_action(self: Any) -> EmptyResult:
+    group_name = self._get_param("AutoScalingGroupName")
+    hook_name = self._get_param("LifecycleHookName")
+    token = self._get_param("LifecycleActionToken")
+    instance_id = self._get_param("InstanceId")
+    result = self._get_param("LifecycleActionResult")
+    backend = self.autoscaling_backend
+    with _lock:
+        record = {
+            "At": _iso(_now()),
+            "LifecycleActionResult": result,
+            "WithToken": bool(token),
+            "InstanceId": instance_id,
+        }
+        if result not in ("CONTINUE", "ABANDON"):
+            raise ValidationError(
+                f"1 validation error detected: Value '{result}' at 'lifecycleActionResult' "
+                "failed to satisfy constraint: Member must be one of CONTINUE, ABANDON"
+            )
+        try:
+            action = _find_pending(backend, group_name, hook_name, token, instance_id)
+        except ValidationError as err:
+            record["Error"] = err.message
+            for a in _actions(backend):
+                if a.instance_id == instance_id or a.token == token:
+                    a.completions.append(record)
+            raise
+        record["Accepted"] = True
+        action.completions.append(record)
+        _end(backend, action, result, "CompleteLifecycleAction")
+    return EmptyResult()
+
+
+def record_lifecycle_action_heartbeat(self: Any) -> EmptyResult:
+    backend = self.autoscaling_backend
+    with _lock:
+        action = _find_pending(
+            backend,
+            self._get_param("AutoScalingGroupName"),
+            self._get_param("LifecycleHookName"),
+            self._get_param("LifecycleActionToken"),
+            self._get_param("InstanceId"),
+        )
+        action.timer_start = _now()
+        action.heartbeats.append(action.timer_start)
+    return EmptyResult()
+
+
+def _expire_timeouts() -> None:
+    """Applies each hook's DefaultResult when its heartbeat or global timeout runs out."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    while True:
+        time.sleep(0.25)
+        with _lock:
+            for _account, regions in list(autoscaling_backends.items()):
+                for _region, backend in list(regions.items()):
+                    for action in list(getattr(backend, "lifecycle_actions", [])):
+                        if not action.pending:
+                            continue
+                        now = _now()
+                        if now >= action.global_deadline:
+                            _end(backend, action, action.default_result, "GlobalTimeout")
+                        elif now >= action.timer_start + action.heartbeat_timeout:
+                            _end(backend, action, action.default_result, "HeartbeatTimeout")
+
+
+# --- CreateAutoScalingGroup with LifecycleHookSpecificationList -----------------------------
+
+_original_create_group = asg_responses.AutoScalingResponse.create_auto_scaling_group
+_original_put_hook = asg_responses.AutoScalingResponse.put_lifecycle_hook
+
+
+def _create_hook(backend: Any, group_name: str, spec: dict[str, Any]) -> None:
+    hook = backend.create_lifecycle_hook(
+        name=spec.get("LifecycleHookName"),
+        as_name=group_name,
+        transition=spec.get("LifecycleTransition"),
+        timeout=int(spec["HeartbeatTimeout"]) if spec.get("HeartbeatTimeout") else None,
+        result=spec.get("DefaultResult"),
+    )
+    hook.notification_metadata = spec.get("NotificationMetadata")
+    hook.global_timeout = min(GLOBAL_TIMEOUT_CAP_SECONDS, 100 * int(hook.heartbeat_timeout))
+
+
+def create_auto_scaling_group(self: Any) -> Any:
+    # Hooks first, so instances launched by the group's initial capacity are held.
+    group_name = self._get_param("AutoScalingGroupName")
+    for spec in self._get_param("LifecycleHookSpecificationList", []) or []:
+        _create_hook(self.autoscaling_backend, group_name, spec)
+    return _original_create_group(self)
+
+
+def put_lifecycle_hook(self: Any) -> Any:
+    _create_hook(
+        self.autoscaling_backend,
+        self._get_param("AutoScalingGroupName"),
+        {
+            "LifecycleHookName": self._get_param("LifecycleHookName"),
+            "LifecycleTransition": self._get_param("LifecycleTransition"),
+            "HeartbeatTimeout": self._get_param("HeartbeatTimeout"),
+            "DefaultResult": self._get_param("DefaultResult"),
+            "NotificationMetadata": self._get_param("NotificationMetadata"),
+        },
+    )
+    return EmptyResult()
+
+
+def install() -> None:
+    """Applies the patches to moto's Auto Scaling classes. Idempotent."""
+    asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances = _replace_with_hooks
+    asg_models.FakeAutoScalingGroup.active_instances = _active_instances
+    asg_models.AutoScalingBackend.update_attached_target_groups = _update_attached_target_groups
+    asg_models.AutoScalingBackend.update_attached_elbs = _update_attached_elbs
+    asg_models.LifecycleHook.notification_metadata = None
+    cls = asg_responses.AutoScalingResponse
+    cls.complete_lifecycle_action = complete_lifecycle_action
+    cls.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+    cls.create_auto_scaling_group = create_auto_scaling_group
+    cls.put_lifecycle_hook = put_lifecycle_hook
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    from moto.autoscaling.models import autoscaling_backends
+
+    path = environ.get("PATH_INFO", "")
+    if path == "/_launch_gate/lifecycle-actions":
+        with _lock:
+            body = [
+                a.view()
+                for regions in autoscaling_backends.values()
+                for backend in regions.values()
+                for a in getattr(backend, "lifecycle_actions", [])
+            ]
+        payload = json.dumps({"LifecycleActions": body}).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [payload]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"unknown launch-gate emulator path\n"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    if not args.host.startswith("127."):
+        parser.error("--host must be a loopback address (127.0.0.0/8)")
+
+    install()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/_launch_gate/"):
+            return _extension_view(environ, start_response)
+        return moto_app(environ, start_response)
+
+    server = make_server(args.host, args.port, app, True, request_handler=MotoRequestHandler)
+    threading.Thread(target=_expire_timeouts, daemon=True).start()
+    host, port = server.server_address[:2]
+    print(f"launch-gate-emulator listening on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

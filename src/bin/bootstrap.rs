@@ -1,0 +1,45 @@
+//! The Lambda function: reads its settings and builds its AWS clients once at cold start,
+//! then gates each lifecycle notification it is invoked with.
+
+use aws_config::BehaviorVersion;
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use launch_gate::aws::sdk::{SdkInstances, SdkLifecycleActions};
+use launch_gate::config::GateConfig;
+use launch_gate::gate::{Gate, GateError, invocation_deadline};
+use launch_gate::probe::HttpProber;
+use serde_json::Value;
+
+/// An invocation error, reported to Lambda with a stable `errorType`.
+#[derive(Debug)]
+struct Failed(GateError);
+
+impl From<Failed> for Diagnostic {
+    fn from(Failed(e): Failed) -> Self {
+        Diagnostic {
+            error_type: e.error_type().into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = GateConfig::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let gate = Gate::new(
+        config,
+        HttpProber,
+        SdkLifecycleActions::new(aws_sdk_autoscaling::Client::new(&sdk)),
+        SdkInstances::new(aws_sdk_ec2::Client::new(&sdk)),
+    );
+    let gate = &gate;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = invocation_deadline(event.context.deadline);
+        gate.handle(&event.payload, Some(deadline))
+            .await
+            .map_err(Failed)
+    }))
+    .await
+}

@@ -1,0 +1,538 @@
+//! `GateConfig`: the gate's settings. Defaults come from `LAUNCH_GATE_*` environment
+//! variables, read and validated once at cold start; a lifecycle hook's
+//! `NotificationMetadata` may hold a JSON object overriding them for that hook's group.
+//! Pure apart from [`GateConfig::from_env`], which reads the process environment.
+//!
+//! Every setting is listed once, in [`SETTINGS`], with its environment variable, its
+//! metadata key, its unit and its default; the README's table is that list.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::matcher::Matcher;
+
+/// Whether a verdict is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Complete the lifecycle action with the verdict.
+    Enforce,
+    /// Always complete with `CONTINUE`; record the verdict the gate would have given.
+    Shadow,
+}
+
+/// What to do with a launch into a warm pool (`Origin: EC2`, `Destination: WarmPool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarmPoolLaunch {
+    /// `CONTINUE` at once: the instance is stopped right after, its app may never run
+    /// there; it is gated when it leaves the pool (`WarmPool -> AutoScalingGroup`).
+    Continue,
+    /// Probe it like any launch (for warm pools in the `Running` state).
+    Gate,
+}
+
+/// The gate's settings for one lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateConfig {
+    /// Path of the app's deep health endpoint, starting with `/` (may carry a query).
+    pub health_path: String,
+    /// TCP port of the health endpoint on the instance's private IP.
+    pub health_port: u16,
+    /// Status codes that pass, ELB syntax.
+    pub matcher: Matcher,
+    /// Consecutive passing probes needed to `CONTINUE`.
+    pub healthy_threshold: u32,
+    /// Consecutive failing probes, after the grace period, that `ABANDON` early.
+    pub unhealthy_threshold: u32,
+    /// Time between the starts of two probes.
+    #[serde(serialize_with = "secs")]
+    pub interval: Duration,
+    /// Time allowed for one probe: connect, request, status and body.
+    #[serde(serialize_with = "secs")]
+    pub probe_timeout: Duration,
+    /// Time after the gate starts during which failures do not count toward the
+    /// unhealthy threshold (the app is still booting).
+    #[serde(serialize_with = "secs")]
+    pub grace_period: Duration,
+    /// Longest the gate waits for the healthy threshold before `ABANDON`.
+    #[serde(serialize_with = "secs")]
+    pub max_wait: Duration,
+    /// Enforce or shadow.
+    pub mode: Mode,
+    /// `Host` header to send instead of the ELB's `<private-ip>:<port>`.
+    pub host_header: Option<String>,
+    /// Launches into a warm pool.
+    pub warm_pool_launch: WarmPoolLaunch,
+    /// Most bytes of a response body read (and kept for the decision record).
+    pub body_limit_bytes: usize,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            health_path: "/health".into(),
+            health_port: 80,
+            matcher: Matcher::default(),
+            healthy_threshold: 3,
+            unhealthy_threshold: 3,
+            interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(5),
+            grace_period: Duration::from_secs(120),
+            max_wait: Duration::from_secs(600),
+            mode: Mode::Enforce,
+            host_header: None,
+            warm_pool_launch: WarmPoolLaunch::Continue,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One setting: its environment variable, its `NotificationMetadata` key, unit and default.
+#[derive(Debug)]
+pub struct Setting {
+    /// Key in the hook's `NotificationMetadata` JSON object.
+    pub key: &'static str,
+    /// Environment variable of the function.
+    pub env: &'static str,
+    /// Unit or accepted values.
+    pub unit: &'static str,
+    /// Default, as written in the variable.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every setting, in the README's order.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "health_path",
+        env: "LAUNCH_GATE_HEALTH_PATH",
+        unit: "path",
+        default: "/health",
+        doc: "the app's deep health endpoint",
+    },
+    Setting {
+        key: "health_port",
+        env: "LAUNCH_GATE_HEALTH_PORT",
+        unit: "port 1-65535",
+        default: "80",
+        doc: "port of the health endpoint on the instance's private IP",
+    },
+    Setting {
+        key: "matcher",
+        env: "LAUNCH_GATE_MATCHER",
+        unit: "ELB codes",
+        default: "200",
+        doc: "status codes that pass: 200, 200,204, 200-299",
+    },
+    Setting {
+        key: "healthy_threshold",
+        env: "LAUNCH_GATE_HEALTHY_THRESHOLD",
+        unit: "probes 1-10",
+        default: "3",
+        doc: "consecutive passes that CONTINUE",
+    },
+    Setting {
+        key: "unhealthy_threshold",
+        env: "LAUNCH_GATE_UNHEALTHY_THRESHOLD",
+        unit: "probes 1-10",
+        default: "3",
+        doc: "consecutive failures after the grace period that ABANDON",
+    },
+    Setting {
+        key: "interval_seconds",
+        env: "LAUNCH_GATE_INTERVAL_SECONDS",
+        unit: "seconds 1-300",
+        default: "5",
+        doc: "time between probe starts",
+    },
+    Setting {
+        key: "probe_timeout_seconds",
+        env: "LAUNCH_GATE_PROBE_TIMEOUT_SECONDS",
+        unit: "seconds 1-120, at most the interval",
+        default: "5",
+        doc: "time allowed for one probe",
+    },
+    Setting {
+        key: "grace_period_seconds",
+        env: "LAUNCH_GATE_GRACE_PERIOD_SECONDS",
+        unit: "seconds 0-7200",
+        default: "120",
+        doc: "start-up time during which failures do not ABANDON early",
+    },
+    Setting {
+        key: "max_wait_seconds",
+        env: "LAUNCH_GATE_MAX_WAIT_SECONDS",
+        unit: "seconds 1-172800",
+        default: "600",
+        doc: "longest wait for the healthy threshold before ABANDON",
+    },
+    Setting {
+        key: "mode",
+        env: "LAUNCH_GATE_MODE",
+        unit: "enforce | shadow",
+        default: "enforce",
+        doc: "shadow always CONTINUEs and records the verdict it would have given",
+    },
+    Setting {
+        key: "host_header",
+        env: "LAUNCH_GATE_HOST_HEADER",
+        unit: "host[:port]",
+        default: "(the ELB's <private-ip>:<port>)",
+        doc: "Host header sent with each probe",
+    },
+    Setting {
+        key: "warm_pool_launch",
+        env: "LAUNCH_GATE_WARM_POOL_LAUNCH",
+        unit: "continue | gate",
+        default: "continue",
+        doc: "launches into a warm pool: CONTINUE at once, or probe",
+    },
+    Setting {
+        key: "body_limit_bytes",
+        env: "LAUNCH_GATE_BODY_LIMIT_BYTES",
+        unit: "bytes 0-1048576",
+        default: "65536",
+        doc: "most bytes of a response body read",
+    },
+];
+
+/// A setting that is not valid. The message names the variable or key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// An environment variable with a bad value.
+    #[error("environment variable {env}={value:?} is invalid: {why}")]
+    Env {
+        /// The variable.
+        env: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A `NotificationMetadata` key with a bad value.
+    #[error("NotificationMetadata key {key:?} is invalid: {why}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A `NotificationMetadata` key the gate does not know.
+    #[error("NotificationMetadata key {key:?} is unknown; the keys are: {known}")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// The known keys, comma-separated.
+        known: String,
+    },
+    /// `NotificationMetadata` that is not a JSON object.
+    #[error("NotificationMetadata must be a JSON object of launch-gate settings: {why}")]
+    MetadataNotObject {
+        /// What is wrong.
+        why: String,
+    },
+    /// Settings that are each valid but not together.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl GateConfig {
+    /// Reads every `LAUNCH_GATE_*` variable of [`SETTINGS`] from the process environment
+    /// over the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] naming the first bad variable, or
+    /// [`ConfigError::Inconsistent`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`GateConfig::from_env`] over any variable lookup (tests pass a map).
+    ///
+    /// # Errors
+    /// As [`GateConfig::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        for setting in SETTINGS {
+            if let Some(value) = lookup(setting.env) {
+                config
+                    .set(setting.key, value.trim())
+                    .map_err(|why| ConfigError::Env {
+                        env: setting.env,
+                        value,
+                        why,
+                    })?;
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// This configuration with a hook's `NotificationMetadata` applied. Empty or absent
+    /// metadata changes nothing. Values may be JSON strings or numbers (`"health_port": 8000`
+    /// or `"8000"`).
+    ///
+    /// # Errors
+    /// [`ConfigError::MetadataNotObject`], [`ConfigError::UnknownKey`],
+    /// [`ConfigError::Metadata`] naming the key, or [`ConfigError::Inconsistent`].
+    pub fn with_metadata(&self, metadata: Option<&str>) -> Result<Self, ConfigError> {
+        let Some(text) = metadata.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(self.clone());
+        };
+        let object = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => {
+                return Err(ConfigError::MetadataNotObject {
+                    why: "it is JSON, but not an object".into(),
+                });
+            }
+            Err(e) => return Err(ConfigError::MetadataNotObject { why: e.to_string() }),
+        };
+        let mut config = self.clone();
+        for (key, value) in &object {
+            if !SETTINGS.iter().any(|s| s.key == key) {
+                return Err(ConfigError::UnknownKey {
+                    key: key.clone(),
+                    known: SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Null => continue,
+                other => {
+                    return Err(ConfigError::Metadata {
+                        key: key.clone(),
+                        why: format!("expected a string or a number, found {other}"),
+                    });
+                }
+            };
+            config
+                .set(key, text.trim())
+                .map_err(|why| ConfigError::Metadata {
+                    key: key.clone(),
+                    why,
+                })?;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Sets one setting from text. The error says what is wrong, without the key.
+    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
+        match key {
+            "health_path" => {
+                if !v.starts_with('/') {
+                    return Err("must start with /".into());
+                }
+                if v.len() > 1024 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(
+                        "must be at most 1024 printable ASCII characters (percent-encode the rest)"
+                            .into(),
+                    );
+                }
+                v.parse::<http::uri::PathAndQuery>()
+                    .map_err(|e| format!("not a valid path: {e}"))?;
+                self.health_path = v.to_owned();
+            }
+            "health_port" => self.health_port = int(v, 1, 65535)? as u16,
+            "matcher" => {
+                self.matcher = v
+                    .parse()
+                    .map_err(|e: crate::matcher::MatcherError| e.to_string())?
+            }
+            "healthy_threshold" => self.healthy_threshold = int(v, 1, 10)? as u32,
+            "unhealthy_threshold" => self.unhealthy_threshold = int(v, 1, 10)? as u32,
+            "interval_seconds" => self.interval = Duration::from_secs(int(v, 1, 300)?),
+            "probe_timeout_seconds" => self.probe_timeout = Duration::from_secs(int(v, 1, 120)?),
+            "grace_period_seconds" => self.grace_period = Duration::from_secs(int(v, 0, 7200)?),
+            "max_wait_seconds" => self.max_wait = Duration::from_secs(int(v, 1, 172_800)?),
+            "mode" => {
+                self.mode = match v {
+                    "enforce" => Mode::Enforce,
+                    "shadow" => Mode::Shadow,
+                    _ => return Err("expected enforce or shadow".into()),
+                }
+            }
+            "host_header" => {
+                if v.is_empty() || v.len() > 255 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err("expected host[:port], 1-255 printable ASCII characters".into());
+                }
+                self.host_header = Some(v.to_owned());
+            }
+            "warm_pool_launch" => {
+                self.warm_pool_launch = match v {
+                    "continue" => WarmPoolLaunch::Continue,
+                    "gate" => WarmPoolLaunch::Gate,
+                    _ => return Err("expected continue or gate".into()),
+                }
+            }
+            "body_limit_bytes" => self.body_limit_bytes = int(v, 0, 1_048_576)? as usize,
+            _ => return Err("unknown setting".into()),
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.probe_timeout > self.interval {
+            return Err(ConfigError::Inconsistent(format!(
+                "probe_timeout_seconds ({}) must be at most interval_seconds ({}), as for an ELB health check",
+                self.probe_timeout.as_secs(),
+                self.interval.as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `Host` header for a probe of `ip`: the override, else `<ip>:<port>` as the ELB
+    /// health checker sends it.
+    pub fn host_for(&self, ip: std::net::IpAddr) -> String {
+        self.host_header
+            .clone()
+            .unwrap_or_else(|| format!("{ip}:{}", self.health_port))
+    }
+}
+
+fn int(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("expected a whole number from {min} to {max}"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is outside {min}-{max}"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<GateConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GateConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_hold_without_variables() {
+        assert_eq!(from(&[]).unwrap(), GateConfig::default());
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_variable() {
+        let c = from(&[
+            ("LAUNCH_GATE_HEALTH_PATH", "/healthz?deep=1"),
+            ("LAUNCH_GATE_HEALTH_PORT", "8000"),
+            ("LAUNCH_GATE_MATCHER", "200-299"),
+            ("LAUNCH_GATE_HEALTHY_THRESHOLD", "2"),
+            ("LAUNCH_GATE_UNHEALTHY_THRESHOLD", "4"),
+            ("LAUNCH_GATE_INTERVAL_SECONDS", "10"),
+            ("LAUNCH_GATE_PROBE_TIMEOUT_SECONDS", "3"),
+            ("LAUNCH_GATE_GRACE_PERIOD_SECONDS", "0"),
+            ("LAUNCH_GATE_MAX_WAIT_SECONDS", "900"),
+            ("LAUNCH_GATE_MODE", "shadow"),
+            ("LAUNCH_GATE_HOST_HEADER", "shop.example.com"),
+            ("LAUNCH_GATE_WARM_POOL_LAUNCH", "gate"),
+            ("LAUNCH_GATE_BODY_LIMIT_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(c.health_path, "/healthz?deep=1");
+        assert_eq!(c.health_port, 8000);
+        assert!(c.matcher.matches(204));
+        assert_eq!((c.healthy_threshold, c.unhealthy_threshold), (2, 4));
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(c.probe_timeout, Duration::from_secs(3));
+        assert_eq!(c.grace_period, Duration::ZERO);
+        assert_eq!(c.max_wait, Duration::from_secs(900));
+        assert_eq!(c.mode, Mode::Shadow);
+        assert_eq!(c.host_header.as_deref(), Some("shop.example.com"));
+        assert_eq!(c.warm_pool_launch, WarmPoolLaunch::Gate);
+        assert_eq!(c.body_limit_bytes, 1024);
+    }
+
+    #[test]
+    fn a_bad_variable_is_named() {
+        for (var, value, why) in [
+            ("LAUNCH_GATE_HEALTH_PORT", "0", "0 is outside 1-65535"),
+            ("LAUNCH_GATE_HEALTH_PORT", "http", "whole number"),
+            ("LAUNCH_GATE_HEALTH_PATH", "health", "must start with /"),
+            ("LAUNCH_GATE_HEALTH_PATH", "/he alth", "printable ASCII"),
+            ("LAUNCH_GATE_MATCHER", "2xx", "not a status code"),
+            ("LAUNCH_GATE_MODE", "dry-run", "enforce or shadow"),
+            ("LAUNCH_GATE_HEALTHY_THRESHOLD", "11", "outside 1-10"),
+            ("LAUNCH_GATE_WARM_POOL_LAUNCH", "skip", "continue or gate"),
+        ] {
+            let e = from(&[(var, value)]).unwrap_err().to_string();
+            assert!(e.contains(var) && e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn timeout_longer_than_interval_is_rejected() {
+        let e = from(&[("LAUNCH_GATE_INTERVAL_SECONDS", "2")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("probe_timeout_seconds (5) must be at most interval_seconds (2)")
+        );
+    }
+
+    #[test]
+    fn metadata_overrides_per_hook() {
+        let base = GateConfig::default();
+        let c = base
+            .with_metadata(Some(r#"{"health_port": 8000, "matcher": "200,204", "mode": "shadow", "grace_period_seconds": "30"}"#))
+            .unwrap();
+        assert_eq!(c.health_port, 8000);
+        assert!(c.matcher.matches(204));
+        assert_eq!(c.mode, Mode::Shadow);
+        assert_eq!(c.grace_period, Duration::from_secs(30));
+        assert_eq!(base.with_metadata(None).unwrap(), base);
+        assert_eq!(base.with_metadata(Some("  ")).unwrap(), base);
+    }
+
+    #[test]
+    fn bad_metadata_is_named() {
+        let base = GateConfig::default();
+        for (metadata, expected) in [
+            (r#"{"helth_port": 8000}"#, "key \"helth_port\" is unknown"),
+            (
+                r#"{"health_port": 70000}"#,
+                "key \"health_port\" is invalid: 70000 is outside 1-65535",
+            ),
+            (r#"{"health_port": true}"#, "expected a string or a number"),
+            (r#"{"health_port": 8.5}"#, "whole number"),
+            ("port=8000", "must be a JSON object"),
+            ("[1]", "not an object"),
+        ] {
+            let e = base.with_metadata(Some(metadata)).unwrap_err().to_string();
+            assert!(e.contains(expected), "{metadata}: {e}");
+        }
+    }
+
+    #[test]
+    fn host_header_follows_the_elb() {
+        let mut c = GateConfig {
+            health_port: 8000,
+            ..GateConfig::default()
+        };
+        let ip = "10.0.1.23".parse().unwrap();
+        assert_eq!(c.host_for(ip), "10.0.1.23:8000");
+        c.host_header = Some("shop.example.com".into());
+        assert_eq!(c.host_for(ip), "shop.example.com");
+    }
+}

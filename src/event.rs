@@ -1,0 +1,653 @@
+//! Lifecycle notifications in: the EventBridge event, the same message delivered through
+//! SNS or SQS (also SNS inside SQS), and the bare Auto Scaling message of a direct
+//! invocation. Pure: no I/O.
+//!
+//! Shapes follow
+//! <https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-event-reference.html>
+//! (EventBridge: `source: aws.autoscaling`, `detail-type: EC2 Instance-launch Lifecycle
+//! Action`, fields in `detail`) and
+//! <https://docs.aws.amazon.com/autoscaling/ec2/userguide/prepare-for-lifecycle-notifications.html>
+//! (SNS/SQS: the same fields in a JSON message body, no `Origin`/`Destination`, and the
+//! `autoscaling:TEST_NOTIFICATION` message sent when a hook's notification target is set).
+
+use aws_lambda_events::event::{sns::SnsEvent, sqs::SqsEvent};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// `LifecycleTransition` of a launch lifecycle hook.
+pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+/// `Event` of the message Auto Scaling sends when a notification target is configured.
+pub const TEST_NOTIFICATION: &str = "autoscaling:TEST_NOTIFICATION";
+
+/// How a notification reached the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// An EventBridge rule on `aws.autoscaling` events.
+    EventBridge,
+    /// An SNS topic subscription (`Records[].Sns.Message`).
+    Sns,
+    /// An SQS queue event source mapping (`Records[].body`), possibly carrying an SNS envelope.
+    Sqs,
+    /// The bare Auto Scaling message, invoked directly.
+    Direct,
+}
+
+/// Where an instance comes from or goes to in a lifecycle transition (EventBridge only).
+/// Warm pools add `WarmPool`: `EC2 -> WarmPool` launches into the pool (the instance is
+/// stopped or hibernated right after), `WarmPool -> AutoScalingGroup` brings it in service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Location {
+    /// A new EC2 instance.
+    EC2,
+    /// The Auto Scaling group itself (in service).
+    AutoScalingGroup,
+    /// The group's warm pool.
+    WarmPool,
+}
+
+impl Location {
+    fn parse(field: String, value: &str) -> Result<Self, EventError> {
+        match value {
+            "EC2" => Ok(Self::EC2),
+            "AutoScalingGroup" => Ok(Self::AutoScalingGroup),
+            "WarmPool" => Ok(Self::WarmPool),
+            _ => Err(EventError::InvalidValue {
+                field,
+                value: value.to_owned(),
+                expected: "one of EC2, AutoScalingGroup, WarmPool",
+            }),
+        }
+    }
+}
+
+/// One pending lifecycle action of a launching instance: what `CompleteLifecycleAction`
+/// and `RecordLifecycleActionHeartbeat` need, plus context for the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleAction {
+    /// `LifecycleActionToken`: identifies this action of this hook for this instance.
+    pub token: String,
+    /// `AutoScalingGroupName`.
+    pub group_name: String,
+    /// `LifecycleHookName`.
+    pub hook_name: String,
+    /// `EC2InstanceId`, `i-` and 8 or 17 hexadecimal digits.
+    pub instance_id: String,
+    /// `LifecycleTransition`, always [`LAUNCHING`] for an action the gate works on.
+    pub transition: String,
+    /// `NotificationMetadata` of the hook, verbatim (the gate reads per-hook settings from it).
+    pub notification_metadata: Option<String>,
+    /// `Origin` (EventBridge only).
+    pub origin: Option<Location>,
+    /// `Destination` (EventBridge only).
+    pub destination: Option<Location>,
+    /// When Auto Scaling sent the notification (EventBridge `time`, SNS/SQS `Time`), RFC 3339.
+    pub sent_at: Option<String>,
+    /// How it reached the gate.
+    pub delivery: Delivery,
+}
+
+impl LifecycleAction {
+    /// True for `EC2 -> WarmPool`: the instance is launched into the warm pool and stopped
+    /// right after, so its app may never run there.
+    pub fn is_warm_pool_entry(&self) -> bool {
+        self.destination == Some(Location::WarmPool)
+    }
+}
+
+/// A notification the gate acknowledges without completing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ignored {
+    /// `autoscaling:TEST_NOTIFICATION`, sent when a hook's notification target is set.
+    TestNotification {
+        /// The group named in the message, if any.
+        group_name: Option<String>,
+    },
+    /// A lifecycle transition other than [`LAUNCHING`] (for example
+    /// `autoscaling:EC2_INSTANCE_TERMINATING`), or another Auto Scaling event type.
+    OtherTransition {
+        /// The transition or EventBridge detail-type.
+        transition: String,
+        /// The instance named, if any.
+        instance_id: Option<String>,
+        /// The group named, if any.
+        group_name: Option<String>,
+    },
+}
+
+/// One notification out of an event. SNS and SQS batches carry several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// A launch lifecycle action to gate.
+    Launch(LifecycleAction),
+    /// Acknowledged and ignored.
+    Ignored(Ignored),
+}
+
+/// Why an event is not a lifecycle notification the gate can act on. The message names
+/// the field, as a path into the event (`detail.EC2InstanceId`, `Records[0].body`).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EventError {
+    /// The top-level value is not an object of a known shape.
+    #[error(
+        "the event is not an Auto Scaling lifecycle notification: expected an EventBridge event (detail-type), an SNS or SQS batch (Records) or an Auto Scaling message (LifecycleTransition or Event); {found}"
+    )]
+    UnknownShape {
+        /// What was found instead.
+        found: String,
+    },
+    /// An EventBridge event from another source than `aws.autoscaling`.
+    #[error(
+        "the EventBridge event comes from source {source_name:?}, not aws.autoscaling: check the rule's event pattern"
+    )]
+    UnexpectedSource {
+        /// The `source` seen.
+        source_name: String,
+    },
+    /// A required field is absent or null.
+    #[error("{field} is missing")]
+    MissingField {
+        /// Path of the field.
+        field: String,
+    },
+    /// A field has the wrong JSON type.
+    #[error("{field} must be {expected}, found {found}")]
+    WrongType {
+        /// Path of the field.
+        field: String,
+        /// The expected type.
+        expected: &'static str,
+        /// The JSON type found.
+        found: &'static str,
+    },
+    /// A field has a value outside its domain.
+    #[error("{field} is {value:?}, expected {expected}")]
+    InvalidValue {
+        /// Path of the field.
+        field: String,
+        /// The value seen (truncated to 100 characters).
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A message body that must be JSON is not.
+    #[error("{field} is not a JSON object: {reason}")]
+    InvalidJson {
+        /// Path of the field.
+        field: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// An SNS or SQS envelope that does not match the service's event shape.
+    #[error("{kind} event is malformed: {reason}")]
+    Envelope {
+        /// `SNS` or `SQS`.
+        kind: &'static str,
+        /// The deserializer's message, naming the field.
+        reason: String,
+    },
+    /// An SNS or SQS event without records.
+    #[error("the {kind} event has no records")]
+    NoRecords {
+        /// `SNS` or `SQS`.
+        kind: &'static str,
+    },
+}
+
+/// Parses a Lambda event into its notifications.
+///
+/// Accepts: an EventBridge event (`source: aws.autoscaling`); an SNS event; an SQS event
+/// whose bodies are Auto Scaling messages or SNS envelopes of them; a bare Auto Scaling
+/// message. A launch lifecycle action needs `LifecycleActionToken`,
+/// `AutoScalingGroupName`, `LifecycleHookName`, `EC2InstanceId` and
+/// `LifecycleTransition`; `NotificationMetadata`, `Origin` and `Destination` are optional.
+///
+/// # Errors
+/// [`EventError`] naming the first missing or bad field; nothing of a batch is returned
+/// when one record is malformed, so nothing is completed on a partial reading.
+pub fn parse(event: &Value) -> Result<Vec<Notification>, EventError> {
+    let Some(object) = event.as_object() else {
+        return Err(EventError::UnknownShape {
+            found: format!("a JSON {}", type_name(event)),
+        });
+    };
+    if object.contains_key("detail-type") {
+        return parse_eventbridge(object).map(|n| vec![n]);
+    }
+    if let Some(records) = object.get("Records") {
+        return parse_records(event, records);
+    }
+    if object.contains_key("LifecycleTransition") || object.contains_key("Event") {
+        return parse_message(object, "", Delivery::Direct, None).map(|n| vec![n]);
+    }
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
+    keys.sort_unstable();
+    Err(EventError::UnknownShape {
+        found: if keys.is_empty() {
+            "found an empty object".to_owned()
+        } else {
+            format!("found the keys {}", keys.join(", "))
+        },
+    })
+}
+
+fn parse_eventbridge(event: &Map<String, Value>) -> Result<Notification, EventError> {
+    let source = required_str(event, "", "source")?;
+    if source != "aws.autoscaling" {
+        return Err(EventError::UnexpectedSource {
+            source_name: truncate(source),
+        });
+    }
+    let detail_type = required_str(event, "", "detail-type")?;
+    let detail = match event.get("detail") {
+        None | Some(Value::Null) => {
+            return Err(EventError::MissingField {
+                field: "detail".into(),
+            });
+        }
+        Some(Value::Object(detail)) => detail,
+        Some(other) => {
+            return Err(EventError::WrongType {
+                field: "detail".into(),
+                expected: "an object",
+                found: type_name(other),
+            });
+        }
+    };
+    if !detail_type.ends_with("Lifecycle Action") {
+        return Ok(Notification::Ignored(Ignored::OtherTransition {
+            transition: detail_type.to_owned(),
+            instance_id: optional_str(detail, "detail.", "EC2InstanceId")?.map(str::to_owned),
+            group_name: optional_str(detail, "detail.", "AutoScalingGroupName")?.map(str::to_owned),
+        }));
+    }
+    let sent_at = optional_str(event, "", "time")?.map(str::to_owned);
+    parse_message(detail, "detail.", Delivery::EventBridge, sent_at)
+}
+
+fn parse_records(event: &Value, records: &Value) -> Result<Vec<Notification>, EventError> {
+    let Some(list) = records.as_array() else {
+        return Err(EventError::WrongType {
+            field: "Records".into(),
+            expected: "an array",
+            found: type_name(records),
+        });
+    };
+    let first = list.first().and_then(Value::as_object);
+    let is_sns = first.is_some_and(|r| r.contains_key("Sns"));
+    let is_sqs = first.is_some_and(|r| r.contains_key("body"));
+    if is_sns {
+        let sns: SnsEvent =
+            serde_json::from_value(event.clone()).map_err(|e| EventError::Envelope {
+                kind: "SNS",
+                reason: e.to_string(),
+            })?;
+        return sns
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("Records[{i}].Sns.Message");
+                let message = json_object(&r.sns.message, &field)?;
+                parse_message(&message, &prefix(&field), Delivery::Sns, None)
+            })
+            .collect();
+    }
+    if is_sqs {
+        let sqs: SqsEvent =
+            serde_json::from_value(event.clone()).map_err(|e| EventError::Envelope {
+                kind: "SQS",
+                reason: e.to_string(),
+            })?;
+        return sqs
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let field = format!("Records[{i}].body");
+                let body = r.body.as_deref().ok_or_else(|| EventError::MissingField {
+                    field: field.clone(),
+                })?;
+                let message = json_object(body, &field)?;
+                // SNS -> SQS without raw message delivery wraps the message once more.
+                if message.get("Type").and_then(Value::as_str) == Some("Notification") {
+                    let inner_field = format!("{field}.Message");
+                    let inner = required_str(&message, &prefix(&field), "Message")?;
+                    let inner = json_object(inner, &inner_field)?;
+                    return parse_message(&inner, &prefix(&inner_field), Delivery::Sqs, None);
+                }
+                parse_message(&message, &prefix(&field), Delivery::Sqs, None)
+            })
+            .collect();
+    }
+    if list.is_empty() {
+        return Err(EventError::NoRecords { kind: "SNS or SQS" });
+    }
+    Err(EventError::UnknownShape {
+        found: "Records[0] is neither an SNS record (Sns) nor an SQS record (body)".into(),
+    })
+}
+
+/// Parses the Auto Scaling message (EventBridge `detail`, or an SNS/SQS body).
+fn parse_message(
+    m: &Map<String, Value>,
+    at: &str,
+    delivery: Delivery,
+    sent_at: Option<String>,
+) -> Result<Notification, EventError> {
+    if let Some(event) = optional_str(m, at, "Event")? {
+        if event == TEST_NOTIFICATION {
+            return Ok(Notification::Ignored(Ignored::TestNotification {
+                group_name: optional_str(m, at, "AutoScalingGroupName")?.map(str::to_owned),
+            }));
+        }
+        if !m.contains_key("LifecycleTransition") {
+            return Ok(Notification::Ignored(Ignored::OtherTransition {
+                transition: truncate(event),
+                instance_id: optional_str(m, at, "EC2InstanceId")?.map(str::to_owned),
+                group_name: optional_str(m, at, "AutoScalingGroupName")?.map(str::to_owned),
+            }));
+        }
+    }
+    let transition = required_str(m, at, "LifecycleTransition")?;
+    if transition != LAUNCHING {
+        return Ok(Notification::Ignored(Ignored::OtherTransition {
+            transition: truncate(transition),
+            instance_id: optional_str(m, at, "EC2InstanceId")?.map(str::to_owned),
+            group_name: optional_str(m, at, "AutoScalingGroupName")?.map(str::to_owned),
+        }));
+    }
+    let instance_id = required_str(m, at, "EC2InstanceId")?;
+    if !is_instance_id(instance_id) {
+        return Err(EventError::InvalidValue {
+            field: format!("{at}EC2InstanceId"),
+            value: truncate(instance_id),
+            expected: "an EC2 instance id: i- and 8 or 17 hexadecimal digits",
+        });
+    }
+    let token = required_str(m, at, "LifecycleActionToken")?;
+    if token.len() > 36 * 2
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(EventError::InvalidValue {
+            field: format!("{at}LifecycleActionToken"),
+            value: truncate(token),
+            expected: "a lifecycle action token (a UUID)",
+        });
+    }
+    let group_name = name(m, at, "AutoScalingGroupName")?;
+    let hook_name = name(m, at, "LifecycleHookName")?;
+    let origin = optional_str(m, at, "Origin")?
+        .map(|v| Location::parse(format!("{at}Origin"), v))
+        .transpose()?;
+    let destination = optional_str(m, at, "Destination")?
+        .map(|v| Location::parse(format!("{at}Destination"), v))
+        .transpose()?;
+    let sent_at = match sent_at {
+        Some(t) => Some(t),
+        None => optional_str(m, at, "Time")?.map(str::to_owned),
+    };
+    Ok(Notification::Launch(LifecycleAction {
+        token: token.to_owned(),
+        group_name,
+        hook_name,
+        instance_id: instance_id.to_owned(),
+        transition: transition.to_owned(),
+        notification_metadata: optional_str(m, at, "NotificationMetadata")?.map(str::to_owned),
+        origin,
+        destination,
+        sent_at,
+        delivery,
+    }))
+}
+
+/// Group and hook names: 1-255 characters, no control characters (AWS's XmlStringMaxLen255).
+fn name(m: &Map<String, Value>, at: &str, key: &str) -> Result<String, EventError> {
+    let value = required_str(m, at, key)?;
+    if value.is_empty() || value.chars().count() > 255 || value.chars().any(char::is_control) {
+        return Err(EventError::InvalidValue {
+            field: format!("{at}{key}"),
+            value: truncate(value),
+            expected: "1 to 255 characters without control characters",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+fn required_str<'a>(m: &'a Map<String, Value>, at: &str, key: &str) -> Result<&'a str, EventError> {
+    optional_str(m, at, key)?.ok_or_else(|| EventError::MissingField {
+        field: format!("{at}{key}"),
+    })
+}
+
+fn optional_str<'a>(
+    m: &'a Map<String, Value>,
+    at: &str,
+    key: &str,
+) -> Result<Option<&'a str>, EventError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(EventError::WrongType {
+            field: format!("{at}{key}"),
+            expected: "a string",
+            found: type_name(other),
+        }),
+    }
+}
+
+fn json_object(text: &str, field: &str) -> Result<Map<String, Value>, EventError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(EventError::InvalidJson {
+            field: field.to_owned(),
+            reason: format!("it is a JSON {}", type_name(&other)),
+        }),
+        Err(e) => Err(EventError::InvalidJson {
+            field: field.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn prefix(field: &str) -> String {
+    format!("{field}.")
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 100;
+    if s.chars().count() <= MAX {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(MAX).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LAUNCH: &str = include_str!("../events/launch.json");
+    const WARM_POOL: &str = include_str!("../events/launch-into-warm-pool.json");
+    const SNS: &str = include_str!("../events/launch-sns.json");
+    const SQS: &str = include_str!("../events/launch-sqs.json");
+    const TEST: &str = include_str!("../events/test-notification-sns.json");
+    const TERMINATING: &str = include_str!("../events/terminate.json");
+
+    fn launch(text: &str) -> LifecycleAction {
+        let event: Value = serde_json::from_str(text).unwrap();
+        match parse(&event).unwrap().as_slice() {
+            [Notification::Launch(a)] => a.clone(),
+            other => panic!("expected one launch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn eventbridge_launch_has_every_field() {
+        let a = launch(LAUNCH);
+        assert_eq!(a.instance_id, "i-0123456789abcdef0");
+        assert_eq!(a.group_name, "shop-web");
+        assert_eq!(a.hook_name, "launch-gate");
+        assert_eq!(a.token, "c613620e-07e2-4ed2-a9e2-ef8258911ade");
+        assert_eq!(a.origin, Some(Location::EC2));
+        assert_eq!(a.destination, Some(Location::AutoScalingGroup));
+        assert_eq!(a.delivery, Delivery::EventBridge);
+        assert_eq!(a.sent_at.as_deref(), Some("2026-11-21T09:00:00Z"));
+        assert!(!a.is_warm_pool_entry());
+    }
+
+    #[test]
+    fn warm_pool_entry_is_recognised() {
+        assert!(launch(WARM_POOL).is_warm_pool_entry());
+    }
+
+    #[test]
+    fn sns_and_sqs_carry_the_same_action_without_origin() {
+        let sns = launch(SNS);
+        let sqs = launch(SQS);
+        assert_eq!(sns.delivery, Delivery::Sns);
+        assert_eq!(sqs.delivery, Delivery::Sqs);
+        for a in [&sns, &sqs] {
+            assert_eq!(a.instance_id, "i-0123456789abcdef0");
+            assert_eq!(a.origin, None);
+            assert_eq!(a.sent_at.as_deref(), Some("2026-11-21T09:00:00.000Z"));
+        }
+    }
+
+    #[test]
+    fn sns_envelope_inside_sqs_is_unwrapped() {
+        let sns: Value = serde_json::from_str(SNS).unwrap();
+        let envelope = json!({
+            "Type": "Notification",
+            "Message": sns["Records"][0]["Sns"]["Message"],
+        });
+        let mut sqs: Value = serde_json::from_str(SQS).unwrap();
+        sqs["Records"][0]["body"] = Value::String(envelope.to_string());
+        let parsed = parse(&sqs).unwrap();
+        assert!(matches!(&parsed[..], [Notification::Launch(a)] if a.delivery == Delivery::Sqs));
+    }
+
+    #[test]
+    fn test_notification_and_other_transitions_are_ignored() {
+        let test: Value = serde_json::from_str(TEST).unwrap();
+        assert_eq!(
+            parse(&test).unwrap(),
+            vec![Notification::Ignored(Ignored::TestNotification {
+                group_name: Some("shop-web".into())
+            })]
+        );
+        let term: Value = serde_json::from_str(TERMINATING).unwrap();
+        assert!(matches!(
+            &parse(&term).unwrap()[..],
+            [Notification::Ignored(Ignored::OtherTransition { transition, .. })]
+                if transition == "autoscaling:EC2_INSTANCE_TERMINATING"
+        ));
+    }
+
+    #[test]
+    fn malformed_events_name_the_field() {
+        let base: Value = serde_json::from_str(LAUNCH).unwrap();
+        // (field in detail, new value or None to remove it, expected message)
+        let cases: &[(&str, Option<Value>, &str)] = &[
+            ("EC2InstanceId", None, "detail.EC2InstanceId is missing"),
+            (
+                "LifecycleActionToken",
+                Some(json!(42)),
+                "detail.LifecycleActionToken must be a string, found number",
+            ),
+            (
+                "EC2InstanceId",
+                Some(json!("web-1")),
+                "detail.EC2InstanceId is \"web-1\"",
+            ),
+            ("Origin", Some(json!("Moon")), "detail.Origin is \"Moon\""),
+            (
+                "AutoScalingGroupName",
+                Some(json!("")),
+                "detail.AutoScalingGroupName is \"\"",
+            ),
+        ];
+        for (field, value, expected) in cases {
+            let mut event = base.clone();
+            let detail = event["detail"].as_object_mut().unwrap();
+            match value {
+                Some(v) => detail.insert(field.to_string(), v.clone()),
+                None => detail.remove(*field),
+            };
+            let err = parse(&event).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
+        }
+        for (key, value, expected) in [
+            ("source", json!("aws.ec2"), "source \"aws.ec2\""),
+            ("detail", json!([]), "detail must be an object"),
+        ] {
+            let mut event = base.clone();
+            event[key] = value;
+            let err = parse(&event).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn odd_shapes_are_errors() {
+        for (event, expected) in [
+            (json!([]), "a JSON array"),
+            (json!({}), "an empty object"),
+            (json!({"hello": 1}), "the keys hello"),
+            (json!({"Records": []}), "no records"),
+            (json!({"Records": {}}), "Records must be an array"),
+            (
+                json!({"Records": [{"body": "not json"}]}),
+                "Records[0].body is not a JSON object",
+            ),
+        ] {
+            let err = parse(&event).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_bad_record_fails_the_whole_batch() {
+        let mut sqs: Value = serde_json::from_str(SQS).unwrap();
+        let good = sqs["Records"][0].clone();
+        let mut bad = good.clone();
+        bad["body"] = json!("{\"LifecycleTransition\": \"autoscaling:EC2_INSTANCE_LAUNCHING\"}");
+        sqs["Records"] = json!([good, bad]);
+        let err = parse(&sqs).unwrap_err().to_string();
+        assert!(
+            err.contains("Records[1].body.EC2InstanceId is missing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! launch-gate: an AWS Lambda that holds a new EC2 Auto Scaling instance at its launch
+//! lifecycle hook until it answers its health check the way the load balancer will ask
+//! it, then completes the lifecycle action with `CONTINUE` (the group registers the
+//! instance with its target groups) or `ABANDON` (the group terminates it), and says why.
+//!
+//! # Layout
+//!
+//! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, test message) -> [`event::LifecycleAction`]. Pure.
+//! - [`config`]: [`config::GateConfig`], from `LAUNCH_GATE_*` variables and per-hook `NotificationMetadata`. Pure.
+//! - [`matcher`]: the ELB success-code matcher (`200`, `200,204`, `200-299`). Pure.
+//! - [`policy`]: probe samples and time -> [`policy::Verdict`]. Pure.
+//! - [`diagnosis`]: a failed probe -> cause code, summary and fix. Pure.
+//! - [`probe`]: the HTTP probe with ELB semantics (Host, no redirects, timeout, body limit). Network I/O.
+//! - [`aws`]: ports to EC2 and Auto Scaling, named by capability, and their SDK adapters.
+//! - [`gate`]: the loop: resolve, probe, heartbeat, decide, complete, record.
+//! - [`record`]: the decision record, one JSON line per lifecycle action.
+//!
+//! The binaries in `src/bin/` are thin: `bootstrap` is the Lambda function.
+
+pub mod aws;
+pub mod config;
+pub mod diagnosis;
+pub mod event;
+pub mod gate;
+pub mod matcher;
+pub mod policy;
+pub mod probe;
+pub mod record;

@@ -1,0 +1,197 @@
+//! The decision rule: probe samples and the time now in, a [`Verdict`] out. Pure: no I/O,
+//! no clock (time is a value, measured from the start of the gate), no tokio, AWS or HTTP.
+//!
+//! The rule mirrors an ELB target's health state machine, with a deadline:
+//! `CONTINUE` after `healthy_threshold` consecutive passing probes; `ABANDON` after
+//! `unhealthy_threshold` consecutive failures that all started after the grace period,
+//! or when the deadline passes without the healthy threshold.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The thresholds and times the rule applies, all measured from the start of the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Consecutive passing probes that `CONTINUE` (at least 1).
+    pub healthy_threshold: u32,
+    /// Consecutive failing probes, each started after `grace_period`, that `ABANDON`.
+    pub unhealthy_threshold: u32,
+    /// Failures of probes started before this do not count toward `unhealthy_threshold`.
+    pub grace_period: Duration,
+    /// When the wait ends: `ABANDON` if the healthy threshold is not met by then.
+    pub deadline: Duration,
+}
+
+/// One probe's result, as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSample {
+    /// When the probe started, from the start of the gate.
+    pub at: Duration,
+    /// Whether it passed (status in the matcher, and no error).
+    pub passed: bool,
+}
+
+/// Why the rule abandons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AbandonReason {
+    /// `unhealthy_threshold` consecutive failures after the grace period.
+    UnhealthyThreshold {
+        /// The run of failures.
+        consecutive_failures: u32,
+    },
+    /// The deadline passed before `healthy_threshold` consecutive passes.
+    DeadlineExceeded {
+        /// The longest run of passes seen at the end.
+        consecutive_passes: u32,
+    },
+}
+
+/// What the rule says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep probing.
+    Pending,
+    /// Put the instance in service.
+    Continue,
+    /// Keep the instance out of service.
+    Abandon(AbandonReason),
+}
+
+/// Applies the rule to the samples so far (in probe order) at time `now`.
+///
+/// The healthy threshold wins over the deadline when both hold, so a probe that passes
+/// just as time runs out still counts.
+pub fn evaluate(policy: &HealthPolicy, samples: &[ProbeSample], now: Duration) -> Verdict {
+    let passes = samples.iter().rev().take_while(|s| s.passed).count() as u32;
+    if passes >= policy.healthy_threshold.max(1) {
+        return Verdict::Continue;
+    }
+    let failures = samples
+        .iter()
+        .rev()
+        .take_while(|s| !s.passed && s.at >= policy.grace_period)
+        .count() as u32;
+    if failures >= policy.unhealthy_threshold.max(1) {
+        return Verdict::Abandon(AbandonReason::UnhealthyThreshold {
+            consecutive_failures: failures,
+        });
+    }
+    if now >= policy.deadline {
+        return Verdict::Abandon(AbandonReason::DeadlineExceeded {
+            consecutive_passes: passes,
+        });
+    }
+    Verdict::Pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: HealthPolicy = HealthPolicy {
+        healthy_threshold: 3,
+        unhealthy_threshold: 2,
+        grace_period: Duration::from_secs(10),
+        deadline: Duration::from_secs(60),
+    };
+
+    /// Samples from a pattern: one character a probe, five seconds apart from t=0;
+    /// `+` passed, `-` failed.
+    fn samples(pattern: &str) -> Vec<ProbeSample> {
+        pattern
+            .chars()
+            .enumerate()
+            .map(|(i, c)| ProbeSample {
+                at: Duration::from_secs(5 * i as u64),
+                passed: c == '+',
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table() {
+        use AbandonReason::*;
+        use Verdict::*;
+        let s = Duration::from_secs;
+        let table: &[(&str, u64, Verdict)] = &[
+            ("", 0, Pending),
+            ("+", 0, Pending),
+            ("++", 5, Pending),
+            ("+++", 10, Continue),
+            ("-+++", 15, Continue),
+            ("++-++", 20, Pending),
+            // failures inside the grace period (t=0 and t=5) never abandon early
+            ("--", 5, Pending),
+            // t=10 is the first probe after the grace period; two failures from there
+            ("---", 10, Pending),
+            (
+                "----",
+                15,
+                Abandon(UnhealthyThreshold {
+                    consecutive_failures: 2,
+                }),
+            ),
+            (
+                "--+--",
+                20,
+                Abandon(UnhealthyThreshold {
+                    consecutive_failures: 2,
+                }),
+            ),
+            ("---+-", 20, Pending),
+            // the deadline
+            ("-+-+-+", 59, Pending),
+            (
+                "-+-+-+",
+                60,
+                Abandon(DeadlineExceeded {
+                    consecutive_passes: 1,
+                }),
+            ),
+            (
+                "-+-+-",
+                60,
+                Abandon(DeadlineExceeded {
+                    consecutive_passes: 0,
+                }),
+            ),
+            (
+                "-+-++",
+                60,
+                Abandon(DeadlineExceeded {
+                    consecutive_passes: 2,
+                }),
+            ),
+            // the healthy threshold wins at the deadline
+            ("-+++", 60, Continue),
+        ];
+        for (pattern, now, expected) in table {
+            assert_eq!(
+                evaluate(&POLICY, &samples(pattern), s(*now)),
+                *expected,
+                "{pattern} at {now}s"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_thresholds_behave_as_one() {
+        let p = HealthPolicy {
+            healthy_threshold: 0,
+            unhealthy_threshold: 0,
+            grace_period: Duration::ZERO,
+            deadline: Duration::from_secs(60),
+        };
+        assert_eq!(evaluate(&p, &[], Duration::ZERO), Verdict::Pending);
+        assert_eq!(
+            evaluate(&p, &samples("+"), Duration::ZERO),
+            Verdict::Continue
+        );
+        assert!(matches!(
+            evaluate(&p, &samples("-"), Duration::ZERO),
+            Verdict::Abandon(_)
+        ));
+    }
+}

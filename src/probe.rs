@@ -1,0 +1,410 @@
+//! The gate's HTTP probe, sent the way an ELB health checker sends its request. Does
+//! network I/O.
+//!
+//! One probe is one `GET` on a fresh TCP connection to `<private-ip>:<port>`, with
+//! `Host: <private-ip>:<port>` (or an override), a User-Agent naming the gate,
+//! `Connection: close`, redirects never followed, the whole exchange (connect, status and
+//! body) bounded by the probe timeout and the body read up to a byte limit. ELB behaviour
+//! followed: <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html>.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::matcher::Matcher;
+
+/// The User-Agent of every probe.
+pub const USER_AGENT_VALUE: &str = concat!(
+    "launch-gate/",
+    env!("CARGO_PKG_VERSION"),
+    " (ELB-HealthChecker/2.0 compatible)"
+);
+
+/// What to probe and how.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// The instance's private IP.
+    pub ip: IpAddr,
+    /// The port.
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// The `Host` header.
+    pub host: String,
+    /// Bound on the whole probe.
+    pub timeout: Duration,
+    /// Most body bytes read.
+    pub body_limit: usize,
+    /// Status codes that pass.
+    pub matcher: Matcher,
+}
+
+impl ProbeRequest {
+    /// `http://ip:port/path`, for records and messages.
+    pub fn url(&self) -> String {
+        format!(
+            "http://{}{}",
+            SocketAddr::new(self.ip, self.port),
+            self.path
+        )
+    }
+}
+
+/// Why a probe got no usable HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProbeError {
+    /// The TCP connection was refused: nothing listens on the port.
+    ConnectionRefused,
+    /// No complete answer within the probe timeout.
+    Timeout {
+        /// How far it got: `connect`, `response` (status line and headers) or `body`.
+        phase: &'static str,
+    },
+    /// The peer reset or closed the connection before a complete response.
+    ConnectionReset,
+    /// The bytes received are not HTTP/1.x.
+    MalformedResponse {
+        /// The parser's message.
+        detail: String,
+    },
+    /// No route to the address, or another network error.
+    Network {
+        /// The error.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ConnectionRefused => f.write_str("connection refused"),
+            Self::Timeout { phase } => write!(f, "timed out waiting for the {phase}"),
+            Self::ConnectionReset => f.write_str("connection reset before a complete response"),
+            Self::MalformedResponse { detail } => write!(f, "malformed HTTP response: {detail}"),
+            Self::Network { detail } => write!(f, "network error: {detail}"),
+        }
+    }
+}
+
+/// What one probe saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeOutcome {
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Whether the probe passed: a status in the matcher, and the body read in time.
+    pub passed: bool,
+    /// Time from the start of the probe to its end, milliseconds.
+    pub latency_ms: u64,
+    /// Why there is no usable response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ProbeError>,
+    /// The `Location` header of a redirect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The `Content-Type` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The first `body_limit` bytes of the body, lossily decoded as UTF-8.
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// The capability to probe an instance. [`HttpProber`] is the real one.
+pub trait Prober: Send + Sync {
+    /// Sends one probe; never fails: a failure is an outcome.
+    fn probe(&self, request: &ProbeRequest) -> impl Future<Output = ProbeOutcome> + Send;
+}
+
+/// Probes over HTTP/1.1 with hyper.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpProber;
+
+impl Prober for HttpProber {
+    async fn probe(&self, request: &ProbeRequest) -> ProbeOutcome {
+        let started = Instant::now();
+        let deadline = started + request.timeout;
+        let result = exchange(request, deadline).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(r) => ProbeOutcome {
+                passed: request.matcher.matches(r.status),
+                status: Some(r.status),
+                latency_ms,
+                error: None,
+                location: r.location,
+                content_type: r.content_type,
+                body: r.body,
+            },
+            Err(Failure { error, status }) => ProbeOutcome {
+                status,
+                passed: false,
+                latency_ms,
+                error: Some(error),
+                location: None,
+                content_type: None,
+                body: String::new(),
+            },
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    location: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+struct Failure {
+    error: ProbeError,
+    status: Option<u16>,
+}
+
+impl From<ProbeError> for Failure {
+    fn from(error: ProbeError) -> Self {
+        Self {
+            error,
+            status: None,
+        }
+    }
+}
+
+async fn exchange(request: &ProbeRequest, deadline: Instant) -> Result<Response, Failure> {
+    let addr = SocketAddr::new(request.ip, request.port);
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Err(_) => return Err(ProbeError::Timeout { phase: "connect" }.into()),
+        Ok(Err(e)) => return Err(io_error(&e).into()),
+        Ok(Ok(s)) => s,
+    };
+    let (mut sender, connection) = match tokio::time::timeout_at(
+        deadline,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    {
+        Err(_) => return Err(ProbeError::Timeout { phase: "connect" }.into()),
+        Ok(Err(e)) => return Err(hyper_error(&e).into()),
+        Ok(Ok(pair)) => pair,
+    };
+    // The connection task ends with the exchange; aborting it on every exit path closes
+    // the socket even when the peer never does.
+    let driver = AbortOnDrop(tokio::spawn(connection));
+    let req = Request::get(request.path.as_str())
+        .header(HOST, request.host.as_str())
+        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header(CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| ProbeError::Network {
+            detail: format!("cannot build the request: {e}"),
+        })?;
+    let response = match tokio::time::timeout_at(deadline, sender.send_request(req)).await {
+        Err(_) => return Err(ProbeError::Timeout { phase: "response" }.into()),
+        Ok(Err(e)) => return Err(hyper_error(&e).into()),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status().as_u16();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &hyper::header::HeaderValue| {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            })
+    };
+    let location = header(LOCATION);
+    let content_type = header(CONTENT_TYPE);
+    let mut body = response.into_body();
+    let mut buf = Vec::new();
+    while buf.len() < request.body_limit {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(Failure {
+                    error: ProbeError::Timeout { phase: "body" },
+                    status: Some(status),
+                });
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Failure {
+                    error: hyper_error(&e),
+                    status: Some(status),
+                });
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = request.body_limit - buf.len();
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+        }
+    }
+    drop(driver);
+    Ok(Response {
+        status,
+        location,
+        content_type,
+        body: String::from_utf8_lossy(&buf).into_owned(),
+    })
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn io_error(e: &io::Error) -> ProbeError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ProbeError::ConnectionRefused,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => ProbeError::ConnectionReset,
+        io::ErrorKind::TimedOut => ProbeError::Timeout { phase: "connect" },
+        _ => ProbeError::Network {
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn hyper_error(e: &hyper::Error) -> ProbeError {
+    if e.is_parse() || e.is_parse_status() {
+        return ProbeError::MalformedResponse {
+            detail: e.to_string(),
+        };
+    }
+    if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        return ProbeError::ConnectionReset;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io_error(io);
+        }
+        source = s.source();
+    }
+    ProbeError::Network {
+        detail: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn request(addr: SocketAddr) -> ProbeRequest {
+        ProbeRequest {
+            ip: addr.ip(),
+            port: addr.port(),
+            path: "/health".into(),
+            host: format!("{addr}"),
+            timeout: Duration::from_millis(800),
+            body_limit: 16,
+            matcher: "200".parse().unwrap(),
+        }
+    }
+
+    /// A one-shot server that records the request head and answers `reply`.
+    async fn serve(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(reply).await.unwrap();
+            let _ = s.shutdown().await;
+            String::from_utf8(head).unwrap()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn sends_the_elb_request_and_reads_the_status() {
+        let (addr, head) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                .await;
+        let outcome = HttpProber.probe(&request(addr)).await;
+        assert_eq!(outcome.status, Some(200));
+        assert!(outcome.passed);
+        assert_eq!(outcome.body, "ok");
+        assert_eq!(outcome.content_type.as_deref(), Some("text/plain"));
+        let head = head.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("get /health http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+        assert!(head.contains("user-agent: launch-gate/"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let (addr, _) = serve(b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://shop.example.com/health\r\nContent-Length: 0\r\n\r\n").await;
+        let outcome = HttpProber.probe(&request(addr)).await;
+        assert_eq!(outcome.status, Some(301));
+        assert!(!outcome.passed);
+        assert_eq!(
+            outcome.location.as_deref(),
+            Some("https://shop.example.com/health")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_body_is_capped() {
+        let (addr, _) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n0123456789012345678901234567890123456789").await;
+        let outcome = HttpProber.probe(&request(addr)).await;
+        assert!(outcome.passed);
+        assert_eq!(outcome.body, "0123456789012345");
+    }
+
+    #[tokio::test]
+    async fn refused_and_malformed_and_silent_are_named() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let refused = HttpProber.probe(&request(addr)).await;
+        assert_eq!(refused.error, Some(ProbeError::ConnectionRefused));
+
+        let (addr, _) = serve(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        let malformed = HttpProber.probe(&request(addr)).await;
+        assert!(
+            matches!(malformed.error, Some(ProbeError::MalformedResponse { .. })),
+            "{malformed:?}"
+        );
+
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let keep = tokio::spawn(async move {
+            let (s, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let timed_out = HttpProber.probe(&request(addr)).await;
+        assert_eq!(
+            timed_out.error,
+            Some(ProbeError::Timeout { phase: "response" })
+        );
+        assert!(timed_out.latency_ms < 2000);
+        keep.abort();
+    }
+}
