@@ -62,7 +62,10 @@ def _now() -> float:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat()
+    # RFC 3339 in UTC with a Z, as AWS writes times in events.
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
 
 
 class LifecycleAction:
@@ -387,7 +390,10 @@ def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]
                 for a in getattr(backend, "lifecycle_actions", [])
             ]
         payload = json.dumps({"LifecycleActions": body}).encode()
-        start_response("200 OK", [("Content-Type", "application/json")])
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
         return [payload]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"unknown launch-gate emulator path\n"]

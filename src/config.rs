@@ -48,17 +48,17 @@ pub struct GateConfig {
     /// Consecutive failing probes, after the grace period, that `ABANDON` early.
     pub unhealthy_threshold: u32,
     /// Time between the starts of two probes.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", rename = "interval_seconds")]
     pub interval: Duration,
     /// Time allowed for one probe: connect, request, status and body.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", rename = "probe_timeout_seconds")]
     pub probe_timeout: Duration,
     /// Time after the gate starts during which failures do not count toward the
     /// unhealthy threshold (the app is still booting).
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", rename = "grace_period_seconds")]
     pub grace_period: Duration,
     /// Longest the gate waits for the healthy threshold before `ABANDON`.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", rename = "max_wait_seconds")]
     pub max_wait: Duration,
     /// Enforce or shadow.
     pub mode: Mode,

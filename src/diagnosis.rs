@@ -114,7 +114,7 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
             Some(checks) => d(
                 "deep_check_failed",
                 format!("{seen}: failing checks: {checks}"),
-                "Fix the failing checks on the instance before it takes traffic: apply pending migrations in the release step, and check the database settings and reachability from the instance.".into(),
+                "Make these checks pass before the instance takes traffic: apply pending migrations in the release step, and check the database settings and its reachability from the instance.".into(),
             ),
             None => d(
                 "server_error",

@@ -1,0 +1,533 @@
+//! The end-to-end harness: starts and stops the real components a user would have.
+//!
+//! - [`Emulator`]: moto in server mode with the project's extension
+//!   (`emulator/launch_gate_emulator.py`), on a free loopback port.
+//! - [`World`]: an Auto Scaling group in the emulator whose VPC is `127.0.0.0/16`, so each
+//!   instance's private IP is a `127.0.1.x` loopback address, with a launch lifecycle hook
+//!   and one instance held in `Pending:Wait`.
+//! - [`DjangoApp`]: the example app under gunicorn, bound to exactly that address.
+//!
+//! Python comes from `$LAUNCH_GATE_PYTHON` or the repository's `.venv` (made by
+//! `scripts/setup`). Every process is stopped when its handle drops.
+
+#![allow(dead_code)] // each test binary uses a part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_autoscaling::config::Credentials;
+use launch_gate::aws::sdk::{SdkInstances, SdkLifecycleActions};
+use launch_gate::config::GateConfig;
+use launch_gate::gate::Gate;
+use launch_gate::probe::HttpProber;
+use serde_json::Value;
+
+/// The gate as the Lambda builds it, pointed at the emulator.
+pub type RealGate = Gate<HttpProber, SdkLifecycleActions, SdkInstances>;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("LAUNCH_GATE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/setup first (it makes the .venv with moto, Django and gunicorn)",
+        path.display()
+    );
+    path
+}
+
+/// The venv's bin directory (for `cargo-lambda`).
+pub fn venv_bin() -> PathBuf {
+    python().parent().unwrap().to_path_buf()
+}
+
+/// A free TCP port on loopback (the kernel's pick; released for the caller to bind).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stops a child process: SIGTERM, then SIGKILL if it lingers.
+pub fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Reads the first line a child prints, within `limit`.
+fn first_line(child: &mut Child, limit: Duration) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // keep draining so the child never blocks on a full pipe
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    rx.recv_timeout(limit).unwrap_or_default()
+}
+
+/// A plain HTTP/1.0 GET on loopback, for the emulator's `/_launch_gate/` views.
+pub fn http_get_json(url: &str) -> Value {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(authority).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{url}: {e}: {response}"))
+}
+
+/// moto in server mode with the project's extension.
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let mut child = Command::new(python())
+            .arg(repo().join("emulator/launch_gate_emulator.py"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the AWS emulator");
+        let line = first_line(&mut child, Duration::from_secs(60));
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http://127."))
+            .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// SDK configuration for the emulator: its endpoint, dummy credentials, a fixed region.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    /// Every lifecycle action the emulator has held, pending and ended.
+    pub fn lifecycle_actions(&self) -> Vec<Value> {
+        http_get_json(&format!("{}/_launch_gate/lifecycle-actions", self.url))["LifecycleActions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// An Auto Scaling group in the emulator with a launch lifecycle hook and one instance
+/// held in `Pending:Wait`.
+pub struct World {
+    pub emulator: Emulator,
+    pub sdk: SdkConfig,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub group: String,
+    pub hook: String,
+    /// The pending lifecycle action, as the emulator holds it.
+    pub action: Value,
+    pub instance_id: String,
+    pub ip: IpAddr,
+    /// The port the instance's app listens on (free on loopback).
+    pub port: u16,
+}
+
+/// Settings for fast tests, merged into the hook's `NotificationMetadata`.
+pub fn fast_settings(port: u16) -> Value {
+    serde_json::json!({
+        "health_port": port,
+        "interval_seconds": 1,
+        "probe_timeout_seconds": 1,
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 2,
+        "grace_period_seconds": 2,
+        "max_wait_seconds": 30,
+    })
+}
+
+impl World {
+    /// A world whose hook carries `fast_settings` merged with `overrides`.
+    pub async fn new(overrides: Value) -> Self {
+        let port = free_port();
+        let mut metadata = fast_settings(port);
+        if let (Some(m), Some(o)) = (metadata.as_object_mut(), overrides.as_object()) {
+            m.extend(o.clone());
+        }
+        Self::with_metadata(port, Some(metadata.to_string()), 300).await
+    }
+
+    /// A world with the hook's `NotificationMetadata` and `HeartbeatTimeout` (seconds) as given.
+    pub async fn with_metadata(
+        port: u16,
+        metadata: Option<String>,
+        heartbeat_timeout: i32,
+    ) -> Self {
+        let emulator = Emulator::start();
+        let sdk = emulator.sdk_config().await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("127.0.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block("127.0.1.0/24")
+            .availability_zone("us-east-1a")
+            .send()
+            .await
+            .unwrap();
+        let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+        ec2.create_launch_template()
+            .launch_template_name("shop-web")
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id("ami-12c6146b")
+                    .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let group = "shop-web".to_owned();
+        let hook = "launch-gate".to_owned();
+        autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&group)
+            .min_size(0)
+            .max_size(4)
+            .desired_capacity(0)
+            .vpc_zone_identifier(&subnet_id)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("shop-web")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut put = autoscaling
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(&group)
+            .lifecycle_hook_name(&hook)
+            .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+            .heartbeat_timeout(heartbeat_timeout)
+            .default_result("ABANDON");
+        if let Some(m) = metadata {
+            put = put.notification_metadata(m);
+        }
+        put.send().await.unwrap();
+        autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(&group)
+            .desired_capacity(1)
+            .send()
+            .await
+            .unwrap();
+        let action = emulator
+            .lifecycle_actions()
+            .into_iter()
+            .find(|a| a["Pending"] == true)
+            .expect("the launch is held by the hook");
+        let instance_id = action["EC2InstanceId"].as_str().unwrap().to_owned();
+        let described = ec2
+            .describe_instances()
+            .instance_ids(&instance_id)
+            .send()
+            .await
+            .unwrap();
+        let ip = described.reservations()[0].instances()[0]
+            .private_ip_address()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self {
+            emulator,
+            sdk,
+            autoscaling,
+            ec2,
+            group,
+            hook,
+            action,
+            instance_id,
+            ip,
+            port,
+        }
+    }
+
+    /// The gate the Lambda builds, with default settings, pointed at the emulator.
+    pub fn gate(&self) -> RealGate {
+        Gate::new(
+            GateConfig::default(),
+            HttpProber,
+            SdkLifecycleActions::new(self.autoscaling.clone()),
+            SdkInstances::new(self.ec2.clone()),
+        )
+    }
+
+    /// A sample event from `events/` with the pending action's fields filled in.
+    pub fn event(&self, sample: &str) -> Value {
+        let text = std::fs::read_to_string(repo().join("events").join(sample)).unwrap();
+        let mut event: Value = serde_json::from_str(&text).unwrap();
+        let a = &self.action;
+        let fill = |m: &mut serde_json::Map<String, Value>| {
+            for key in [
+                "LifecycleActionToken",
+                "AutoScalingGroupName",
+                "LifecycleHookName",
+                "EC2InstanceId",
+                "NotificationMetadata",
+            ] {
+                if m.contains_key(key) {
+                    m.insert(key.into(), a[key].clone());
+                }
+            }
+        };
+        if let Some(detail) = event.get_mut("detail").and_then(Value::as_object_mut) {
+            fill(detail);
+            event["time"] = Value::String(a["Started"].as_str().unwrap().to_owned());
+            event["resources"] = serde_json::json!([a["AutoScalingGroupARN"]]);
+        } else if let Some(records) = event.get_mut("Records").and_then(Value::as_array_mut) {
+            for r in records {
+                let slot = if r.get("Sns").is_some() {
+                    &mut r["Sns"]["Message"]
+                } else {
+                    &mut r["body"]
+                };
+                let mut message: Value = serde_json::from_str(slot.as_str().unwrap()).unwrap();
+                fill(message.as_object_mut().unwrap());
+                *slot = Value::String(message.to_string());
+            }
+        }
+        event
+    }
+
+    /// The instance's lifecycle state in the group (`Pending:Wait`, `InService`), or
+    /// `None` when it has left the group.
+    pub async fn lifecycle_state(&self) -> Option<String> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.group)
+            .send()
+            .await
+            .unwrap();
+        out.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(self.instance_id.as_str()))
+            .and_then(|i| i.lifecycle_state())
+            .map(|s| s.as_str().to_owned())
+    }
+
+    /// The instance's EC2 state name (`pending`, `running`, `terminated`).
+    pub async fn instance_state(&self) -> String {
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(&self.instance_id)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+
+    /// This instance's lifecycle action as the emulator holds it now.
+    pub fn action_now(&self) -> Value {
+        self.emulator
+            .lifecycle_actions()
+            .into_iter()
+            .find(|a| a["LifecycleActionToken"] == self.action["LifecycleActionToken"])
+            .unwrap()
+    }
+
+    /// The accepted `CompleteLifecycleAction` calls for this instance's action.
+    pub fn accepted_completions(&self) -> Vec<Value> {
+        self.action_now()["Completions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["Accepted"] == true)
+            .cloned()
+            .collect()
+    }
+}
+
+/// How the example app's database is prepared before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// `migrate`: everything applied.
+    Applied,
+    /// Everything but the release's newest migration (`catalog.0002_seed_products`).
+    NewestUnapplied,
+    /// Nothing applied.
+    None,
+}
+
+/// How the example app is started.
+#[derive(Debug, Clone)]
+pub struct AppSetup {
+    /// `DJANGO_ALLOWED_HOSTS`; `None` puts the instance's IP in it.
+    pub allowed_hosts: Option<String>,
+    pub migrations: Migrations,
+    /// False leaves `DJANGO_SECRET_KEY` unset: settings raise and gunicorn never serves.
+    pub secret_key: bool,
+}
+
+impl Default for AppSetup {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: None,
+            migrations: Migrations::Applied,
+            secret_key: true,
+        }
+    }
+}
+
+/// The example Django app under gunicorn, bound to the instance's private IP.
+pub struct DjangoApp {
+    child: Child,
+    dir: tempfile::TempDir,
+    ip: IpAddr,
+    pub log: PathBuf,
+}
+
+impl DjangoApp {
+    fn app_dir() -> PathBuf {
+        repo().join("examples/django-app")
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(Self::app_dir())
+            .env("DJANGO_SECRET_KEY", "launch-gate-tests-only")
+            .env("DJANGO_DB_PATH", self.dir.path().join("db.sqlite3"))
+            .env("DJANGO_ALLOWED_HOSTS", self.ip.to_string());
+        c
+    }
+
+    /// Runs `manage.py migrate [args]` against this app's database.
+    pub fn migrate(&self, args: &[&str]) {
+        let status = self
+            .command(&python())
+            .args(["manage.py", "migrate", "-v", "0"])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "manage.py migrate {args:?} failed");
+    }
+
+    /// Starts the app on `ip:port`. When it is expected to start (a secret key is set),
+    /// waits until it accepts connections.
+    pub fn start(ip: IpAddr, port: u16, setup: AppSetup) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gunicorn.log");
+        let placeholder = Command::new("true").spawn().unwrap();
+        let mut app = Self {
+            child: placeholder,
+            dir,
+            ip,
+            log: log.clone(),
+        };
+        match setup.migrations {
+            Migrations::Applied => app.migrate(&[]),
+            Migrations::NewestUnapplied => {
+                app.migrate(&[]);
+                app.migrate(&["catalog", "0001"]);
+            }
+            Migrations::None => {}
+        }
+        let mut cmd = app.command(&python());
+        cmd.args(["-m", "gunicorn", "shop.wsgi", "--workers", "1", "--bind"])
+            .arg(format!("{ip}:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.env(
+            "DJANGO_ALLOWED_HOSTS",
+            setup.allowed_hosts.unwrap_or_else(|| ip.to_string()),
+        );
+        if !setup.secret_key {
+            cmd.env_remove("DJANGO_SECRET_KEY");
+        }
+        app.child = cmd.spawn().expect("start gunicorn");
+        if setup.secret_key {
+            let until = Instant::now() + Duration::from_secs(20);
+            while TcpStream::connect((ip, port)).is_err() {
+                assert!(
+                    Instant::now() < until,
+                    "gunicorn did not listen on {ip}:{port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        app
+    }
+
+    /// Whether gunicorn's master process has exited, and its log.
+    pub fn exited(&mut self) -> Option<String> {
+        self.child
+            .try_wait()
+            .ok()
+            .flatten()
+            .map(|_| std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for DjangoApp {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
