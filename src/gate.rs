@@ -73,13 +73,23 @@ pub struct Gate<P, L, I> {
     instances: I,
 }
 
-/// The instant of a Lambda `Context.deadline` (milliseconds since the Unix epoch).
-pub fn invocation_deadline(deadline_epoch_ms: u64) -> Instant {
+/// Values of `Lambda-Runtime-Deadline-Ms` below this (2001-09-09) cannot be an epoch
+/// deadline of a current invocation.
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// The instant of a Lambda `Context.deadline`: milliseconds since the Unix epoch, as the
+/// Lambda service sends it in `Lambda-Runtime-Deadline-Ms`. A value too small to be an
+/// epoch time is read as milliseconds from now: cargo-lambda's local Runtime API (1.9)
+/// sends the function timeout there (`600000`).
+pub fn invocation_deadline(deadline_ms: u64) -> Instant {
+    if deadline_ms < EPOCH_MS_FLOOR {
+        return Instant::now() + Duration::from_millis(deadline_ms);
+    }
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    Instant::now() + Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
@@ -740,6 +750,23 @@ mod tests {
         *aws.decided.lock().unwrap() = true;
         let (r, _) = run(&[true], config(), aws).await;
         assert_eq!(r.outcome, Outcome::AlreadyDecided);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_are_read_as_epoch_or_as_a_duration() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let epoch = invocation_deadline(now_ms + 900_000) - Instant::now();
+        assert!(
+            epoch > Duration::from_secs(899) && epoch <= Duration::from_secs(900),
+            "{epoch:?}"
+        );
+        assert_eq!(
+            invocation_deadline(600_000) - Instant::now(),
+            Duration::from_secs(600)
+        );
     }
 
     #[tokio::test(start_paused = true)]

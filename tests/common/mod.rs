@@ -329,6 +329,9 @@ impl World {
                     m.insert(key.into(), a[key].clone());
                 }
             }
+            if m.contains_key("Time") {
+                m.insert("Time".into(), a["Started"].clone());
+            }
         };
         if let Some(detail) = event.get_mut("detail").and_then(Value::as_object_mut) {
             fill(detail);

@@ -1,0 +1,155 @@
+//! The built Lambda binary under the real Lambda Runtime API: `cargo lambda watch`
+//! serves the Runtime API (`--only-lambda-apis`, so it does not build anything itself),
+//! the test starts the `bootstrap` binary against it with the emulator's endpoint, and
+//! `cargo lambda invoke --data-file` delivers a sample event from `events/`.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{AppSetup, DjangoApp, World, free_port, repo, stop, venv_bin};
+use serde_json::{Value, json};
+
+/// `cargo lambda watch --only-lambda-apis` and the bootstrap binary attached to it.
+struct Function {
+    runtime_api: Child,
+    bootstrap: Child,
+    port: u16,
+    stdout: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Function {
+    fn start(emulator_url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let runtime_api = Command::new(venv_bin().join("cargo-lambda"))
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .current_dir(repo())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo-lambda from the venv (scripts/setup installs it)");
+        let until = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "cargo lambda watch did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stdout = dir.path().join("bootstrap.out");
+        let bootstrap = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_ENDPOINT_URL", emulator_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            runtime_api,
+            bootstrap,
+            port,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    /// `cargo lambda invoke --data-file`; the function's JSON response.
+    fn invoke(&self, event: &Value) -> Value {
+        let file = self._dir.path().join("event.json");
+        std::fs::write(&file, event.to_string()).unwrap();
+        let out = Command::new(venv_bin().join("cargo-lambda"))
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(&file)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "invoke failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    /// The decision records the function wrote to standard output.
+    fn records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["record"] == "launch-gate.decision")
+            .collect()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        stop(&mut self.bootstrap);
+        stop(&mut self.runtime_api);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthy_release_continues_through_the_runtime_api() {
+    let world = World::new(json!({})).await;
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
+    let function = Function::start(&world.emulator.url);
+
+    let response = function.invoke(&world.event("launch.json"));
+
+    assert_eq!(response["decisions"][0]["result"], "CONTINUE", "{response}");
+    assert_eq!(world.lifecycle_state().await.as_deref(), Some("InService"));
+    let records = function.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_release_is_abandoned_through_the_runtime_api() {
+    let world = World::new(json!({})).await;
+    let _app = DjangoApp::start(
+        world.ip,
+        world.port,
+        AppSetup {
+            allowed_hosts: Some("shop.example.com".into()),
+            ..AppSetup::default()
+        },
+    );
+    let function = Function::start(&world.emulator.url);
+
+    let response = function.invoke(&world.event("launch-sqs.json"));
+
+    let decision = &response["decisions"][0];
+    assert_eq!(decision["result"], "ABANDON", "{response}");
+    assert_eq!(decision["cause"]["code"], "host_rejected");
+    assert_eq!(world.instance_state().await, "terminated");
+    assert_eq!(function.records()[0]["cause"]["code"], "host_rejected");
+}
