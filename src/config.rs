@@ -525,6 +525,36 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_table_lists_every_setting() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            let default = if s.default.starts_with('(') {
+                s.default.to_owned()
+            } else {
+                format!("`{}`", s.default)
+            };
+            let row = format!(
+                "| `{}` | `{}` | {} | {} | {} |",
+                s.env,
+                s.key,
+                default,
+                s.unit.replace('|', "\\|"),
+                s.doc
+            );
+            assert!(readme.contains(&row), "README.md lacks the row\n{row}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_settings_table() {
+        let mut from_table = GateConfig::default();
+        for s in SETTINGS.iter().filter(|s| !s.default.starts_with('(')) {
+            from_table.set(s.key, s.default).unwrap();
+        }
+        assert_eq!(from_table, GateConfig::default());
+    }
+
+    #[test]
     fn host_header_follows_the_elb() {
         let mut c = GateConfig {
             health_port: 8000,

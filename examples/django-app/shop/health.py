@@ -40,7 +40,8 @@ def _migrations() -> dict:
         return {"status": "fail", "detail": f"{type(err).__name__}: {err}"}
     if plan:
         names = [f"{m.app_label}.{m.name}" for m, _backwards in plan]
-        return {"status": "fail", "unapplied": len(names), "detail": ", ".join(names)}
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return {"status": "fail", "unapplied": len(names), "detail": shown}
     return {"status": "pass", "unapplied": 0}
 
 
