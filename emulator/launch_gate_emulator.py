@@ -20,9 +20,15 @@ This module patches moto's Auto Scaling backend and response classes so that, as
   min(48 h, 100 x HeartbeatTimeout);
 * `CreateAutoScalingGroup` honours `LifecycleHookSpecificationList`.
 
-It also serves a small read-only view for tests under `/_launch_gate/`:
+With `target_health.py`, target health is computed by real ELB-style health checks.
+
+It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
-with its token, heartbeats, completions and the calls that failed.
+with its token, heartbeats, completions and the calls that failed;
+`GET /_launch_gate/calls` counts the API calls received, by operation;
+`POST /_launch_gate/faults` with `{"operation": "DescribeTargetHealth", "status": 500,
+"code": "InternalFailure", "count": 3}` makes the next `count` calls of that operation
+fail (`count` -1: until `DELETE /_launch_gate/faults`).
 
 Run: `python launch_gate_emulator.py --host 127.0.0.1 --port 0`; it prints
 `launch-gate-emulator listening on http://HOST:PORT` once it accepts requests.
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import sys
 import threading
@@ -46,6 +53,8 @@ from moto.core.responses import EmptyResult
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
+
+import target_health
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 GLOBAL_TIMEOUT_CAP_SECONDS = 48 * 3600
@@ -377,10 +386,23 @@ def install() -> None:
 # --- the server ----------------------------------------------------------------------------
 
 
+_calls: dict[str, int] = {}
+_faults: dict[str, dict[str, Any]] = {}
+
+
+def _json(start_response: Any, status: str, value: Any) -> list[bytes]:
+    payload = json.dumps(value).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    )
+    return [payload]
+
+
 def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     from moto.autoscaling.models import autoscaling_backends
 
     path = environ.get("PATH_INFO", "")
+    method = environ.get("REQUEST_METHOD", "GET")
     if path == "/_launch_gate/lifecycle-actions":
         with _lock:
             body = [
@@ -389,30 +411,97 @@ def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]
                 for backend in regions.values()
                 for a in getattr(backend, "lifecycle_actions", [])
             ]
-        payload = json.dumps({"LifecycleActions": body}).encode()
-        start_response(
-            "200 OK",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
-        )
-        return [payload]
+        return _json(start_response, "200 OK", {"LifecycleActions": body})
+    if path == "/_launch_gate/calls":
+        with _lock:
+            return _json(start_response, "200 OK", dict(_calls))
+    if path == "/_launch_gate/faults" and method == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        fault = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        with _lock:
+            _faults[fault["operation"]] = {
+                "status": int(fault.get("status", 500)),
+                "code": fault.get("code", "InternalFailure"),
+                "message": fault.get("message", "injected by the launch-gate emulator"),
+                "count": int(fault.get("count", 1)),
+            }
+        return _json(start_response, "200 OK", {"ok": True})
+    if path == "/_launch_gate/faults" and method == "DELETE":
+        with _lock:
+            _faults.clear()
+        return _json(start_response, "200 OK", {"ok": True})
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"unknown launch-gate emulator path\n"]
+
+
+def _operation(environ: dict[str, Any]) -> str | None:
+    """The API operation of a query-protocol request (EC2, Auto Scaling, ELBv2), keeping
+    the body readable for moto."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    from urllib.parse import parse_qs
+
+    action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    return action[0] if action else None
+
+
+def _fault_response(environ: dict[str, Any], start_response: Any, fault: dict[str, Any]) -> list[bytes]:
+    code, message = fault["code"], fault["message"]
+    if "/ec2/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+            "</Error></Errors><RequestID>launch-gate-fault</RequestID></Response>"
+        )
+    else:
+        body = (
+            "<ErrorResponse><Error><Type>Receiver</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            "<RequestId>launch-gate-fault</RequestId></ErrorResponse>"
+        )
+    payload = body.encode()
+    reason = {500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request"}
+    start_response(
+        f"{fault['status']} {reason.get(fault['status'], 'Error')}",
+        [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
+    )
+    return [payload]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--elb-interval", type=float, default=None,
+        help="seconds between target health checks, for every target group (tests: 0.5)",
+    )
+    parser.add_argument(
+        "--elb-timeout", type=float, default=None,
+        help="target health check timeout in seconds, for every target group",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("--host must be a loopback address (127.0.0.0/8)")
 
     install()
+    target_health.configure(interval=args.elb_interval, timeout=args.elb_timeout)
+    target_health.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO", "").startswith("/_launch_gate/"):
             return _extension_view(environ, start_response)
+        operation = _operation(environ)
+        if operation:
+            with _lock:
+                _calls[operation] = _calls.get(operation, 0) + 1
+                fault = _faults.get(operation)
+                if fault and fault["count"] != 0:
+                    fault["count"] -= 1
+                    return _fault_response(environ, start_response, fault)
         return moto_app(environ, start_response)
 
     server = make_server(args.host, args.port, app, True, request_handler=MotoRequestHandler)

@@ -68,6 +68,11 @@ pub struct GateConfig {
     pub warm_pool_launch: WarmPoolLaunch,
     /// Most bytes of a response body read (and kept for the decision record).
     pub body_limit_bytes: usize,
+    /// Whether each of the group's target groups' health checks is run by the gate too.
+    pub target_group_checks: bool,
+    /// A target group attached to a listener that no production request reaches: the gate
+    /// registers the instance there and waits for the load balancer's own verdict.
+    pub validation_target_group_arn: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -90,6 +95,8 @@ impl Default for GateConfig {
             host_header: None,
             warm_pool_launch: WarmPoolLaunch::Continue,
             body_limit_bytes: 64 * 1024,
+            target_group_checks: true,
+            validation_target_group_arn: None,
         }
     }
 }
@@ -202,6 +209,20 @@ pub const SETTINGS: &[Setting] = &[
         default: "65536",
         doc: "most bytes of a response body read",
     },
+    Setting {
+        key: "target_group_checks",
+        env: "LAUNCH_GATE_TARGET_GROUP_CHECKS",
+        unit: "on | off",
+        default: "on",
+        doc: "also run each of the group's target groups' health checks, as the ELB sends them",
+    },
+    Setting {
+        key: "validation_target_group_arn",
+        env: "LAUNCH_GATE_VALIDATION_TARGET_GROUP_ARN",
+        unit: "target group ARN",
+        default: "(none)",
+        doc: "register the instance in this target group and wait for the load balancer's verdict",
+    },
 ];
 
 /// A setting that is not valid. The message names the variable or key.
@@ -311,11 +332,12 @@ impl GateConfig {
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
                 Value::Null => continue,
                 other => {
                     return Err(ConfigError::Metadata {
                         key: key.clone(),
-                        why: format!("expected a string or a number, found {other}"),
+                        why: format!("expected a string, a number or a boolean, found {other}"),
                     });
                 }
             };
@@ -380,6 +402,22 @@ impl GateConfig {
                 }
             }
             "body_limit_bytes" => self.body_limit_bytes = int(v, 0, 1_048_576)? as usize,
+            "target_group_checks" => {
+                self.target_group_checks = match v {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err("expected on or off".into()),
+                }
+            }
+            "validation_target_group_arn" => {
+                if v.is_empty() {
+                    self.validation_target_group_arn = None;
+                } else if v.starts_with("arn:") && v.contains(":targetgroup/") && v.len() <= 2048 {
+                    self.validation_target_group_arn = Some(v.to_owned());
+                } else {
+                    return Err("expected a target group ARN (arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)".into());
+                }
+            }
             _ => return Err("unknown setting".into()),
         }
         Ok(())
@@ -449,6 +487,8 @@ mod tests {
             ("LAUNCH_GATE_HOST_HEADER", "shop.example.com"),
             ("LAUNCH_GATE_WARM_POOL_LAUNCH", "gate"),
             ("LAUNCH_GATE_BODY_LIMIT_BYTES", "1024"),
+            ("LAUNCH_GATE_TARGET_GROUP_CHECKS", "off"),
+            ("LAUNCH_GATE_VALIDATION_TARGET_GROUP_ARN", "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/validate/0123456789abcdef"),
         ])
         .unwrap();
         assert_eq!(c.health_path, "/healthz?deep=1");
@@ -463,6 +503,13 @@ mod tests {
         assert_eq!(c.host_header.as_deref(), Some("shop.example.com"));
         assert_eq!(c.warm_pool_launch, WarmPoolLaunch::Gate);
         assert_eq!(c.body_limit_bytes, 1024);
+        assert!(!c.target_group_checks);
+        assert!(
+            c.validation_target_group_arn
+                .as_deref()
+                .unwrap()
+                .ends_with("targetgroup/validate/0123456789abcdef")
+        );
     }
 
     #[test]
@@ -514,7 +561,15 @@ mod tests {
                 r#"{"health_port": 70000}"#,
                 "key \"health_port\" is invalid: 70000 is outside 1-65535",
             ),
-            (r#"{"health_port": true}"#, "expected a string or a number"),
+            (
+                r#"{"health_port": [8000]}"#,
+                "expected a string, a number or a boolean",
+            ),
+            (
+                r#"{"validation_target_group_arn": "web"}"#,
+                "expected a target group ARN",
+            ),
+            (r#"{"target_group_checks": "maybe"}"#, "expected on or off"),
             (r#"{"health_port": 8.5}"#, "whole number"),
             ("port=8000", "must be a JSON object"),
             ("[1]", "not an object"),

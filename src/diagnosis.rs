@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::aws::TargetHealth;
 use crate::probe::{ProbeError, ProbeOutcome, ProbeRequest};
 
 /// The cause of a failed probe.
@@ -18,6 +19,13 @@ pub struct Diagnosis {
     pub summary: String,
     /// What to change, one sentence.
     pub fix: String,
+    /// The target group whose health check failed, when it was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    /// The ELB target health reason this failure is, or would be
+    /// (`Target.ResponseCodeMismatch`, `Target.Timeout`, `Target.FailedHealthChecks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elb_reason: Option<String>,
 }
 
 /// Diagnoses a failed probe. Returns `None` for a probe that passed.
@@ -26,7 +34,15 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
         return None;
     }
     let url = request.url();
-    let d = |code, summary: String, fix: String| Some(Diagnosis { code, summary, fix });
+    let d = |code, summary: String, fix: String| {
+        Some(Diagnosis {
+            code,
+            summary,
+            fix,
+            target_group: None,
+            elb_reason: None,
+        })
+    };
     if let Some(error) = &outcome.error {
         let timeout = request.timeout.as_secs_f64();
         return match error {
@@ -49,6 +65,11 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
                 "connection_reset",
                 format!("GET {url}: the connection was closed before a complete response"),
                 "The app server dropped the request: check its error log for a worker crash or a request rejected before it reached the app.".into(),
+            ),
+            ProbeError::Tls { detail } => d(
+                "tls_failed",
+                format!("GET {url}: the TLS handshake failed ({detail})"),
+                "The port does not complete a TLS handshake, as an HTTPS health check needs: serve TLS on it, or set the health check protocol to HTTP if the app speaks plain HTTP there.".into(),
             ),
             ProbeError::MalformedResponse { detail } => d(
                 "malformed_response",
@@ -130,6 +151,103 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
     }
 }
 
+/// Diagnoses a failed health check of target group `name`, run by the gate as the ELB
+/// sends it: the cause of [`diagnose`], prefixed with the target group, and the target
+/// health reason the ELB would report.
+pub fn diagnose_target_group(
+    name: &str,
+    request: &ProbeRequest,
+    outcome: &ProbeOutcome,
+) -> Option<Diagnosis> {
+    let mut d = diagnose(request, outcome)?;
+    let reason = match &outcome.error {
+        None => "Target.ResponseCodeMismatch",
+        Some(ProbeError::Timeout { .. }) => "Target.Timeout",
+        Some(_) => "Target.FailedHealthChecks",
+    };
+    d.summary = format!("target group {name}: {} ({reason})", d.summary);
+    d.target_group = Some(name.to_owned());
+    d.elb_reason = Some(reason.to_owned());
+    Some(d)
+}
+
+/// Diagnoses the load balancer's own verdict on the instance in a validation target group
+/// (`DescribeTargetHealth`). `request` is the health check as the target group sends it,
+/// used to word the cause of a status the ELB names. `None` when the target is healthy or
+/// still in its initial checks.
+pub fn diagnose_target_health(
+    name: &str,
+    health: &TargetHealth,
+    request: &ProbeRequest,
+) -> Option<Diagnosis> {
+    let reason = health.reason.as_deref().unwrap_or("");
+    let description = health.description.as_deref().unwrap_or("");
+    let verbatim = format!("{} / {reason}: {description}", health.state);
+    let with_context = |mut d: Diagnosis| {
+        d.summary = format!(
+            "validation target group {name} reports {verbatim}; {}",
+            d.summary
+        );
+        d.target_group = Some(name.to_owned());
+        d.elb_reason = Some(reason.to_owned());
+        Some(d)
+    };
+    match (health.state.as_str(), reason) {
+        ("healthy" | "initial", _) => None,
+        ("unused", "Target.NotInUse") => with_context(Diagnosis {
+            code: "validation_target_group_not_in_use",
+            summary: "the target group receives no traffic from a load balancer".into(),
+            fix: "Attach the validation target group to a listener rule of the load balancer (a rule no production request matches, for example on a header), and enable the instance's Availability Zone on the load balancer.".into(),
+            target_group: None,
+            elb_reason: None,
+        }),
+        (_, "Target.ResponseCodeMismatch") => {
+            let status = description
+                .rsplit('[')
+                .next()
+                .and_then(|codes| codes.trim_end_matches(']').split(',').next())
+                .and_then(|c| c.trim().parse::<u16>().ok());
+            let outcome = ProbeOutcome {
+                status,
+                passed: false,
+                latency_ms: 0,
+                error: None,
+                location: None,
+                content_type: None,
+                body: String::new(),
+            };
+            diagnose(request, &outcome).and_then(with_context)
+        }
+        (_, "Target.Timeout") => diagnose(
+            request,
+            &ProbeOutcome {
+                status: None,
+                passed: false,
+                latency_ms: 0,
+                error: Some(ProbeError::Timeout { phase: "response" }),
+                location: None,
+                content_type: None,
+                body: String::new(),
+            },
+        )
+        .and_then(with_context),
+        (_, "Target.FailedHealthChecks") => with_context(Diagnosis {
+            code: "connection_failed",
+            summary: "the health checker could not get an answer (connection refused or reset)".into(),
+            fix: "Start the app server on the instance on the target group's health check port, and allow the load balancer's security group in the instance's.".into(),
+            target_group: None,
+            elb_reason: None,
+        }),
+        _ => with_context(Diagnosis {
+            code: "validation_target_unhealthy",
+            summary: "the load balancer does not report the target healthy".into(),
+            fix: "Read the reason above in the Elastic Load Balancing documentation on target health status.".into(),
+            target_group: None,
+            elb_reason: None,
+        }),
+    }
+}
+
 fn host_is_ip(host: &str) -> bool {
     let bare = host
         .rsplit_once(':')
@@ -186,10 +304,10 @@ fn failing_checks(body: &str) -> Option<String> {
         }
     } else {
         for (name, value) in &top {
-            if let Value::String(s) = value {
-                if !ok(s) {
-                    failing.push(format!("{name}: {}", clip(s, 120)));
-                }
+            if let Value::String(s) = value
+                && !ok(s)
+            {
+                failing.push(format!("{name}: {}", clip(s, 120)));
             }
         }
     }
@@ -222,6 +340,7 @@ mod tests {
 
     fn request() -> ProbeRequest {
         ProbeRequest {
+            scheme: crate::probe::Scheme::Http,
             ip: "10.0.1.23".parse().unwrap(),
             port: 8000,
             path: "/health".into(),
@@ -229,6 +348,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             body_limit: 65536,
             matcher: "200".parse().unwrap(),
+            user_agent: crate::probe::ELB_USER_AGENT,
         }
     }
 
@@ -339,6 +459,80 @@ mod tests {
             "{}",
             d.summary
         );
+    }
+
+    #[test]
+    fn target_group_failures_carry_the_elb_reason() {
+        let d = diagnose_target_group("web", &request(), &answered(400, "", None)).unwrap();
+        assert_eq!(d.code, "host_rejected");
+        assert_eq!(d.elb_reason.as_deref(), Some("Target.ResponseCodeMismatch"));
+        assert!(d.summary.starts_with("target group web: "), "{}", d.summary);
+        let t = diagnose_target_group(
+            "web",
+            &request(),
+            &failed(ProbeError::Timeout { phase: "connect" }),
+        )
+        .unwrap();
+        assert_eq!(t.elb_reason.as_deref(), Some("Target.Timeout"));
+    }
+
+    #[test]
+    fn target_health_reasons_map_to_causes() {
+        let health = |state: &str, reason: Option<&str>, description: Option<&str>| TargetHealth {
+            state: state.into(),
+            reason: reason.map(str::to_owned),
+            description: description.map(str::to_owned),
+        };
+        let code =
+            |h: TargetHealth| diagnose_target_health("validate", &h, &request()).map(|d| d.code);
+        assert_eq!(code(health("healthy", None, None)), None);
+        assert_eq!(
+            code(health("initial", Some("Elb.InitialHealthChecking"), None)),
+            None
+        );
+        assert_eq!(
+            code(health(
+                "unhealthy",
+                Some("Target.ResponseCodeMismatch"),
+                Some("Health checks failed with these codes: [400]")
+            )),
+            Some("host_rejected")
+        );
+        assert_eq!(
+            code(health(
+                "unhealthy",
+                Some("Target.ResponseCodeMismatch"),
+                Some("Health checks failed with these codes: [301]")
+            )),
+            Some("redirect")
+        );
+        assert_eq!(
+            code(health(
+                "unhealthy",
+                Some("Target.Timeout"),
+                Some("Request timed out")
+            )),
+            Some("timeout")
+        );
+        assert_eq!(
+            code(health("unhealthy", Some("Target.FailedHealthChecks"), None)),
+            Some("connection_failed")
+        );
+        assert_eq!(
+            code(health("unused", Some("Target.NotInUse"), None)),
+            Some("validation_target_group_not_in_use")
+        );
+        let d = diagnose_target_health(
+            "validate",
+            &health(
+                "unhealthy",
+                Some("Target.ResponseCodeMismatch"),
+                Some("Health checks failed with these codes: [500]"),
+            ),
+            &request(),
+        )
+        .unwrap();
+        assert!(d.summary.contains("unhealthy / Target.ResponseCodeMismatch: Health checks failed with these codes: [500]"), "{}", d.summary);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The gate's loop: resolve the instance, probe it, record heartbeats, decide, complete the
 //! lifecycle action, emit the decision record. Does I/O only through its ports
-//! ([`Prober`], [`LifecycleActions`], [`Instances`]) and reads time only through
+//! ([`Prober`] and the [`Aws`] ports) and reads time only through
 //! `tokio::time`, so tests can pause and advance the clock.
 //!
 //! Every path ends in a completion, or in a logged, deliberate hand-off to the hook's
@@ -18,14 +18,16 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::aws::{
-    ActionAnswer, AwsError, HookSettings, Instances, LifecycleActionResult, LifecycleActions,
+    ActionAnswer, Aws, AwsError, HookSettings, LifecycleActionResult, TargetGroupSettings,
 };
 use crate::config::{GateConfig, Mode, WarmPoolLaunch};
-use crate::diagnosis::diagnose;
+use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
 use crate::event::{self, EventError, Ignored, LifecycleAction, Notification};
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
-use crate::probe::{ProbeOutcome, ProbeRequest, Prober};
-use crate::record::{DecisionRecord, LastFailure, Outcome, ProbeRecord, body_snippet};
+use crate::probe::{ELB_USER_AGENT, GATE_USER_AGENT, ProbeRequest, Prober, Scheme};
+use crate::record::{
+    DecisionRecord, LastFailure, Outcome, ProbeRecord, TargetGroupRecord, ValidationRecord,
+};
 
 /// Time kept back from the invocation's deadline for the completion call and the record.
 pub const INVOCATION_RESERVE: Duration = Duration::from_secs(10);
@@ -66,11 +68,10 @@ pub struct InvocationSummary {
 
 /// The gate, with its settings and ports, built once at cold start.
 #[derive(Debug, Clone)]
-pub struct Gate<P, L, I> {
+pub struct Gate<P, A> {
     config: GateConfig,
     prober: P,
-    lifecycle: L,
-    instances: I,
+    aws: A,
 }
 
 /// Values of `Lambda-Runtime-Deadline-Ms` below this (2001-09-09) cannot be an epoch
@@ -92,14 +93,13 @@ pub fn invocation_deadline(deadline_ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
-impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
-    /// A gate with validated default settings and its ports.
-    pub fn new(config: GateConfig, prober: P, lifecycle: L, instances: I) -> Self {
+impl<P: Prober, A: Aws> Gate<P, A> {
+    /// A gate with validated default settings, its prober and its AWS ports.
+    pub fn new(config: GateConfig, prober: P, aws: A) -> Self {
         Self {
             config,
             prober,
-            lifecycle,
-            instances,
+            aws,
         }
     }
 
@@ -210,7 +210,7 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
         }
 
         let Some(hook) = self
-            .lifecycle
+            .aws
             .describe_lifecycle_hook(&action.group_name, &action.hook_name)
             .await?
         else {
@@ -227,11 +227,11 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
         let age = action_age(action.sent_at.as_deref()).min(hook.heartbeat_timeout);
         let mut clock = Clock::new(start, &config, &hook, age);
 
-        let ip = match self.resolve(action, record, &mut clock, handoff_at).await? {
-            Some(ip) => ip,
-            None => return Ok(()),
+        let Some(ip) = self.resolve(action, record, &mut clock, handoff_at).await? else {
+            return Ok(());
         };
-        let request = ProbeRequest {
+        let deep = ProbeRequest {
+            scheme: Scheme::Http,
             ip,
             port: config.health_port,
             path: config.health_path.clone(),
@@ -239,10 +239,20 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
             timeout: config.probe_timeout,
             body_limit: config.body_limit_bytes,
             matcher: config.matcher.clone(),
+            user_agent: GATE_USER_AGENT,
         };
         record.private_ip = Some(ip.to_string());
-        record.target = Some(request.url());
-        record.host_header = Some(request.host.clone());
+        record.target = Some(deep.url());
+        record.host_header = Some(deep.host.clone());
+
+        let Some(targets) = self.target_groups(action, &config, ip, record).await? else {
+            return Ok(());
+        };
+        let mut checks = vec![Check {
+            label: CheckLabel::DeepHealth,
+            request: deep,
+        }];
+        checks.extend(targets.checks);
 
         let policy = HealthPolicy {
             healthy_threshold: config.healthy_threshold,
@@ -250,105 +260,374 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
             grace_period: config.grace_period,
             deadline: clock.wait_deadline - start,
         };
-        let mut samples = Vec::new();
-        let mut last_failure: Option<ProbeOutcome> = None;
-        let mut next_probe = Instant::now();
-        let verdict = loop {
-            let now = Instant::now();
-            if now >= clock.wait_deadline {
-                break evaluate(&policy, &samples, now - start);
-            }
-            if !self.heartbeat_if_due(action, record, &mut clock, now).await {
-                return Ok(());
-            }
-            if handoff_at.is_some_and(|h| now + config.probe_timeout >= h) {
-                record.reason = format!(
-                    "the Lambda invocation ends before a verdict (after {} probes); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
-                    record.probe_count, hook.default_result
-                );
-                warn!(instance_id = %action.instance_id, "handing off to the hook's DefaultResult: the invocation is about to time out");
-                return Ok(());
-            }
-            if now >= next_probe {
-                let outcome = self.prober.probe(&request).await;
-                let sample = ProbeSample {
-                    at: now - start,
-                    passed: outcome.passed,
-                };
-                samples.push(sample);
-                record.push_probe(ProbeRecord {
-                    at_ms: sample.at.as_millis() as u64,
-                    status: outcome.status,
-                    passed: outcome.passed,
-                    latency_ms: outcome.latency_ms,
-                    error: outcome.error.clone(),
-                });
-                if !outcome.passed {
-                    last_failure = Some(outcome);
-                }
-                let verdict = evaluate(&policy, &samples, Instant::now() - start);
-                if verdict != Verdict::Pending {
-                    break verdict;
-                }
-                next_probe = (next_probe + config.interval).max(now);
-            }
-            let mut wake = next_probe
-                .min(clock.wait_deadline)
-                .min(clock.next_heartbeat);
-            if let Some(h) = handoff_at {
-                wake = wake.min(h.checked_sub(config.probe_timeout).unwrap_or(now));
-            }
-            sleep_until(wake.max(Instant::now())).await;
+        let mut wait = Wait {
+            action,
+            config: &config,
+            hook: &hook,
+            policy,
+            start,
+            handoff_at,
+            checks: &checks,
+            validation: targets.validation.as_ref(),
         };
 
-        let (verdict, reason) = match verdict {
-            Verdict::Continue => (
-                LifecycleActionResult::Continue,
-                format!(
-                    "{} consecutive probes of {} passed",
-                    config.healthy_threshold,
-                    request.url()
-                ),
-            ),
-            Verdict::Abandon(why) => {
-                let cause = last_failure.as_ref().and_then(|o| diagnose(&request, o));
-                let reason = match (why, &cause) {
-                    (
-                        AbandonReason::UnhealthyThreshold {
-                            consecutive_failures,
-                        },
-                        _,
-                    ) => {
-                        format!(
-                            "{consecutive_failures} consecutive probes failed after the grace period"
-                        )
-                    }
-                    (AbandonReason::DeadlineExceeded { .. }, _) => format!(
-                        "no {} consecutive passing probes within {} s",
-                        config.healthy_threshold,
-                        (clock.wait_deadline - start).as_secs()
-                    ),
-                };
-                let reason = match &cause {
-                    Some(c) => format!("{reason}: {}. Fix: {}", c.summary, c.fix),
-                    None => reason,
-                };
-                record.abandon_reason = Some(why);
-                record.cause = cause;
-                record.last_failure = last_failure.as_ref().map(|o| LastFailure {
-                    status: o.status,
-                    location: o.location.clone(),
-                    body_snippet: body_snippet(&o.body),
-                });
-                (LifecycleActionResult::Abandon, reason)
+        // The instance is registered in the validation target group for the wait only:
+        // whatever happens next, it is deregistered before the action is completed.
+        if let Some(v) = &targets.validation {
+            self.aws
+                .register_target(&v.settings.arn, &action.instance_id, v.port)
+                .await?;
+            if let Some(r) = record.validation.as_mut() {
+                r.registered = true;
             }
-            Verdict::Pending => unreachable!("the loop breaks only on a verdict"),
+        }
+        let waited = self.wait(&mut wait, record, &mut clock).await;
+        if let Some(v) = &targets.validation {
+            let deregistered = self
+                .aws
+                .deregister_target(&v.settings.arn, &action.instance_id, v.port)
+                .await;
+            if let Some(r) = record.validation.as_mut() {
+                r.deregistered = deregistered.is_ok();
+            }
+            if let Err(e) = deregistered {
+                error!(instance_id = %action.instance_id, error = %e, "could not deregister the instance from the validation target group");
+                if waited.is_ok() {
+                    return Err(e.into());
+                }
+            }
+        }
+        let Some((verdict, reason)) = waited? else {
+            return Ok(());
         };
         let sent = match config.mode {
             Mode::Enforce => verdict,
             Mode::Shadow => LifecycleActionResult::Continue,
         };
         self.complete(action, record, verdict, sent, reason).await
+    }
+
+    /// Reads the group's target groups and the validation target group, once, and builds
+    /// the target groups' health checks. `None` when the gate ends here (a configuration
+    /// error, recorded as a hand-off, or a group that no longer exists).
+    async fn target_groups(
+        &self,
+        action: &LifecycleAction,
+        config: &GateConfig,
+        ip: IpAddr,
+        record: &mut DecisionRecord,
+    ) -> Result<Option<Targets>, GateError> {
+        let mut targets = Targets::default();
+        if !config.target_group_checks && config.validation_target_group_arn.is_none() {
+            record.target_groups_note =
+                Some("target-group checks are off (target_group_checks)".into());
+            return Ok(Some(targets));
+        }
+        let mut arns = Vec::new();
+        if config.target_group_checks {
+            let Some(group_arns) = self.aws.target_group_arns(&action.group_name).await? else {
+                record.outcome = Outcome::AlreadyDecided;
+                record.reason = format!("the group {} does not exist any more", action.group_name);
+                return Ok(None);
+            };
+            if group_arns.is_empty() {
+                record.target_groups_note = Some(
+                    "the group has no target groups: no target-group health check to run".into(),
+                );
+            }
+            arns = group_arns;
+        } else {
+            record.target_groups_note =
+                Some("target-group checks are off (target_group_checks)".into());
+        }
+        if let Some(v) = &config.validation_target_group_arn {
+            arns.retain(|a| a != v);
+            arns.push(v.clone());
+        }
+        let settings = if arns.is_empty() {
+            Vec::new()
+        } else {
+            self.aws.describe_target_groups(&arns).await?
+        };
+        for tg in settings
+            .iter()
+            .filter(|tg| Some(&tg.arn) != config.validation_target_group_arn.as_ref())
+        {
+            let mut tg_record = TargetGroupRecord::new(tg);
+            match health_check_of(tg, ip, config.body_limit_bytes) {
+                Ok(request) => {
+                    tg_record.target = Some(request.url());
+                    targets.checks.push(Check {
+                        label: CheckLabel::TargetGroup(tg.name.clone()),
+                        request,
+                    });
+                }
+                Err(why) => tg_record.skipped = Some(why),
+            }
+            record.target_groups.push(tg_record);
+        }
+        if let Some(arn) = &config.validation_target_group_arn {
+            let handoff = |record: &mut DecisionRecord, why: String| {
+                record.reason =
+                    format!("{why}; the lifecycle action is left to the hook's DefaultResult");
+                error!(instance_id = %action.instance_id, reason = %record.reason, "validation target group misconfigured");
+            };
+            let Some(tg) = settings.iter().find(|tg| &tg.arn == arn) else {
+                handoff(
+                    record,
+                    format!("the validation target group {arn} does not exist"),
+                );
+                return Ok(None);
+            };
+            let port = tg.port.unwrap_or(config.health_port);
+            record.validation = Some(ValidationRecord::new(tg, port));
+            if tg.load_balancer_arns.is_empty() {
+                handoff(
+                    record,
+                    format!(
+                        "configuration error: the validation target group {} is not used by any load balancer listener, so the load balancer never checks its targets (it would report unused / Target.NotInUse). Fix: attach it to a listener rule that no production request matches",
+                        tg.name
+                    ),
+                );
+                return Ok(None);
+            }
+            if !tg.health_check_enabled {
+                handoff(
+                    record,
+                    format!(
+                        "configuration error: health checks are disabled on the validation target group {}",
+                        tg.name
+                    ),
+                );
+                return Ok(None);
+            }
+            let request = match health_check_of(tg, ip, config.body_limit_bytes) {
+                Ok(r) => r,
+                Err(why) => {
+                    handoff(
+                        record,
+                        format!("the validation target group {}: {why}", tg.name),
+                    );
+                    return Ok(None);
+                }
+            };
+            targets.validation = Some(Validation {
+                settings: tg.clone(),
+                port,
+                request,
+            });
+        }
+        Ok(Some(targets))
+    }
+
+    /// Probes in rounds until a verdict. `None` when the gate stops without one (the
+    /// action ended, a configuration error, the invocation about to end), with the record
+    /// saying why.
+    async fn wait(
+        &self,
+        w: &mut Wait<'_>,
+        record: &mut DecisionRecord,
+        clock: &mut Clock,
+    ) -> Result<Option<(LifecycleActionResult, String)>, GateError> {
+        let start = w.start;
+        let mut samples = Vec::new();
+        let mut last_failure: Option<(Option<Diagnosis>, LastFailure)> = None;
+        let mut next_probe = Instant::now();
+        let verdict = loop {
+            let now = Instant::now();
+            if now >= clock.wait_deadline {
+                break evaluate(&w.policy, &samples, now - start);
+            }
+            if !self.heartbeat_if_due(w.action, record, clock, now).await {
+                return Ok(None);
+            }
+            let probe_time = w
+                .checks
+                .iter()
+                .map(|c| c.request.timeout)
+                .max()
+                .unwrap_or_default();
+            if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
+                record.reason = format!(
+                    "the Lambda invocation ends before a verdict (after {} probes); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
+                    record.probe_count, w.hook.default_result
+                );
+                warn!(instance_id = %w.action.instance_id, "handing off to the hook's DefaultResult: the invocation is about to time out");
+                return Ok(None);
+            }
+            if now >= next_probe {
+                let round = self.round(w, record, now - start).await?;
+                match round {
+                    Round::Passed => samples.push(ProbeSample {
+                        at: now - start,
+                        passed: true,
+                    }),
+                    Round::Failed(diagnosis, failure) => {
+                        samples.push(ProbeSample {
+                            at: now - start,
+                            passed: false,
+                        });
+                        last_failure = Some((diagnosis, failure));
+                    }
+                    Round::Undetermined => {}
+                    Round::ConfigurationError(why) => {
+                        record.reason = format!(
+                            "{why}; the lifecycle action is left to the hook's DefaultResult"
+                        );
+                        error!(instance_id = %w.action.instance_id, reason = %record.reason, "configuration error");
+                        return Ok(None);
+                    }
+                }
+                let verdict = evaluate(&w.policy, &samples, Instant::now() - start);
+                if verdict != Verdict::Pending {
+                    break verdict;
+                }
+                next_probe = (next_probe + w.config.interval).max(now);
+            }
+            let mut wake = next_probe
+                .min(clock.wait_deadline)
+                .min(clock.next_heartbeat);
+            if let Some(h) = w.handoff_at {
+                wake = wake.min(h.checked_sub(probe_time).unwrap_or(now));
+            }
+            sleep_until(wake.max(Instant::now())).await;
+        };
+        Ok(Some(match verdict {
+            Verdict::Continue => (
+                LifecycleActionResult::Continue,
+                format!(
+                    "{} consecutive rounds passed: the deep health check{}",
+                    w.config.healthy_threshold,
+                    match (w.checks.len() - 1, w.validation) {
+                        (0, None) => String::new(),
+                        (n, None) => format!(
+                            " and {n} target group health check{}",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                        (n, Some(v)) => format!(
+                            "{} and the load balancer's own check in the validation target group {}",
+                            if n == 0 {
+                                String::new()
+                            } else {
+                                format!(
+                                    ", {n} target group health check{}",
+                                    if n == 1 { "" } else { "s" }
+                                )
+                            },
+                            v.settings.name
+                        ),
+                    }
+                ),
+            ),
+            Verdict::Abandon(why) => {
+                let reason = match why {
+                    AbandonReason::UnhealthyThreshold {
+                        consecutive_failures,
+                    } => {
+                        format!(
+                            "{consecutive_failures} consecutive rounds failed after the grace period"
+                        )
+                    }
+                    AbandonReason::DeadlineExceeded { .. } => format!(
+                        "no {} consecutive passing rounds within {} s",
+                        w.config.healthy_threshold,
+                        (clock.wait_deadline - start).as_secs()
+                    ),
+                };
+                record.abandon_reason = Some(why);
+                let (cause, failure) = last_failure.map_or((None, None), |(c, f)| (c, Some(f)));
+                let reason = match &cause {
+                    Some(c) => format!("{reason}: {}. Fix: {}", c.summary, c.fix),
+                    None => reason,
+                };
+                record.cause = cause;
+                record.last_failure = failure;
+                (LifecycleActionResult::Abandon, reason)
+            }
+            Verdict::Pending => unreachable!("the loop breaks only on a verdict"),
+        }))
+    }
+
+    /// One round: every check at once, and one `DescribeTargetHealth` of the validation
+    /// target group.
+    async fn round(
+        &self,
+        w: &Wait<'_>,
+        record: &mut DecisionRecord,
+        at: Duration,
+    ) -> Result<Round, GateError> {
+        let outcomes = join_all(w.checks.iter().map(|c| self.prober.probe(&c.request))).await;
+        let mut failed: Option<(Option<Diagnosis>, LastFailure)> = None;
+        for (check, outcome) in w.checks.iter().zip(&outcomes) {
+            record.push_probe(ProbeRecord {
+                check: check.label.to_string(),
+                at_ms: at.as_millis() as u64,
+                status: outcome.status,
+                passed: outcome.passed,
+                latency_ms: outcome.latency_ms,
+                error: outcome.error.clone(),
+            });
+            if let CheckLabel::TargetGroup(name) = &check.label
+                && let Some(tg) = record.target_groups.iter_mut().find(|t| &t.name == name)
+            {
+                tg.observe(outcome);
+            }
+            if !outcome.passed && failed.is_none() {
+                let diagnosis = match &check.label {
+                    CheckLabel::DeepHealth => diagnose(&check.request, outcome),
+                    CheckLabel::TargetGroup(name) => {
+                        diagnose_target_group(name, &check.request, outcome)
+                    }
+                };
+                failed = Some((diagnosis, LastFailure::of(outcome)));
+            }
+        }
+        if let Some(v) = w.validation {
+            let health = self
+                .aws
+                .describe_target_health(&v.settings.arn, &w.action.instance_id, v.port)
+                .await?;
+            if let Some(r) = record.validation.as_mut() {
+                r.observe(&health);
+            }
+            match (health.state.as_str(), health.reason.as_deref()) {
+                ("healthy", _) => {}
+                ("initial", _) if failed.is_none() => return Ok(Round::Undetermined),
+                ("initial", _) => {}
+                ("unused", Some("Target.NotInUse")) => {
+                    return Ok(Round::ConfigurationError(format!(
+                        "configuration error: the validation target group {} reports unused / Target.NotInUse: no listener forwards to it, or the instance's Availability Zone is not enabled on the load balancer. Fix: attach it to a listener rule and enable the Availability Zone",
+                        v.settings.name
+                    )));
+                }
+                ("unavailable", _) => {
+                    return Ok(Round::ConfigurationError(format!(
+                        "configuration error: the validation target group {} reports unavailable: its health checks are disabled",
+                        v.settings.name
+                    )));
+                }
+                _ if failed.is_none() => {
+                    failed = Some((
+                        diagnose_target_health(&v.settings.name, &health, &v.request),
+                        LastFailure {
+                            status: None,
+                            location: None,
+                            body_snippet: format!(
+                                "{} / {}: {}",
+                                health.state,
+                                health.reason.as_deref().unwrap_or(""),
+                                health.description.as_deref().unwrap_or("")
+                            ),
+                        },
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(match failed {
+            None => Round::Passed,
+            Some((d, f)) => Round::Failed(d, f),
+        })
     }
 
     /// Waits for EC2 to report the instance with a private IP. `None` when the gate ends here.
@@ -365,11 +644,7 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
             if !self.heartbeat_if_due(action, record, clock, now).await {
                 return Ok(None);
             }
-            match self
-                .instances
-                .describe_instance(&action.instance_id)
-                .await?
-            {
+            match self.aws.describe_instance(&action.instance_id).await? {
                 Some(info) if info.is_gone() => {
                     record.outcome = Outcome::InstanceGone;
                     record.reason = format!("the instance is {}: nothing to complete", info.state);
@@ -410,7 +685,7 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
         if now < clock.next_heartbeat {
             return true;
         }
-        match self.lifecycle.record_heartbeat(action).await {
+        match self.aws.record_heartbeat(action).await {
             Ok(ActionAnswer::Accepted) => {
                 record.heartbeats += 1;
                 clock.next_heartbeat = Instant::now() + clock.heartbeat_every;
@@ -449,7 +724,7 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
                 verdict.as_str()
             )
         };
-        match self.lifecycle.complete(action, sent).await? {
+        match self.aws.complete(action, sent).await? {
             ActionAnswer::Accepted => record.outcome = Outcome::Completed,
             ActionAnswer::NoActiveAction { message } => {
                 record.outcome = Outcome::AlreadyDecided;
@@ -461,6 +736,114 @@ impl<P: Prober, L: LifecycleActions, I: Instances> Gate<P, L, I> {
         }
         Ok(())
     }
+}
+
+/// One health check the gate runs each round.
+#[derive(Debug)]
+struct Check {
+    label: CheckLabel,
+    request: ProbeRequest,
+}
+
+/// What a check is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CheckLabel {
+    /// The app's deep health endpoint, from the gate's settings.
+    DeepHealth,
+    /// A target group's own health check, named.
+    TargetGroup(String),
+}
+
+impl std::fmt::Display for CheckLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DeepHealth => f.write_str("deep_health"),
+            Self::TargetGroup(name) => write!(f, "target_group:{name}"),
+        }
+    }
+}
+
+/// The target groups' checks and the validation target group of one gate.
+#[derive(Debug, Default)]
+struct Targets {
+    checks: Vec<Check>,
+    validation: Option<Validation>,
+}
+
+/// The validation target group: where the instance is registered, and its health check
+/// as the load balancer sends it (to word causes).
+#[derive(Debug)]
+struct Validation {
+    settings: TargetGroupSettings,
+    port: u16,
+    request: ProbeRequest,
+}
+
+/// What the waiting loop works with.
+struct Wait<'a> {
+    action: &'a LifecycleAction,
+    config: &'a GateConfig,
+    hook: &'a HookSettings,
+    policy: HealthPolicy,
+    start: Instant,
+    handoff_at: Option<Instant>,
+    checks: &'a [Check],
+    validation: Option<&'a Validation>,
+}
+
+/// The result of one round of checks.
+enum Round {
+    /// Every check passed, and the load balancer reports the validation target healthy.
+    Passed,
+    /// A check failed: the first failure's cause.
+    Failed(Option<Diagnosis>, LastFailure),
+    /// The checks passed and the load balancer is still in its initial checks: the
+    /// round counts neither way.
+    Undetermined,
+    /// The validation target group cannot give a verdict as configured.
+    ConfigurationError(String),
+}
+
+/// A target group's health check as the ELB sends it to a target registered on the
+/// target group's port at `ip`, or why the gate cannot run it.
+fn health_check_of(
+    tg: &TargetGroupSettings,
+    ip: IpAddr,
+    body_limit: usize,
+) -> Result<ProbeRequest, String> {
+    let scheme = match tg.health_check_protocol.as_str() {
+        "HTTP" => Scheme::Http,
+        "HTTPS" => Scheme::Https,
+        other => {
+            return Err(format!(
+                "its health check protocol {other} is not HTTP or HTTPS; skipped"
+            ));
+        }
+    };
+    let traffic_port = tg
+        .port
+        .ok_or_else(|| "it has no traffic port (a Lambda target group); skipped".to_owned())?;
+    let port = tg.health_check_port_for(traffic_port).ok_or_else(|| {
+        format!(
+            "its health check port {:?} is not a port number; skipped",
+            tg.health_check_port
+        )
+    })?;
+    let matcher = tg
+        .matcher
+        .parse()
+        .map_err(|e| format!("its {e}; skipped"))?;
+    Ok(ProbeRequest {
+        scheme,
+        ip,
+        port,
+        path: tg.health_check_path.clone(),
+        host: format!("{ip}:{port}"),
+        timeout: tg.health_check_timeout,
+        body_limit,
+        matcher,
+        user_agent: ELB_USER_AGENT,
+    })
 }
 
 /// The times that bound one gate.
@@ -525,8 +908,11 @@ mod tests {
     //! The loop against hand-written fakes, on tokio's paused clock: the thresholds, the
     //! deadline and the heartbeat cadence are checked in virtual time, without waiting.
     use super::*;
-    use crate::aws::InstanceInfo;
+    use crate::aws::{
+        AutoScalingGroups, InstanceInfo, Instances, LifecycleActions, TargetGroups, TargetHealth,
+    };
     use crate::probe::ProbeError;
+    use crate::probe::ProbeOutcome;
     use std::sync::Mutex;
 
     struct FakeProber(Mutex<Vec<bool>>);
@@ -551,14 +937,23 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
+    /// Auto Scaling and EC2: one instance in `state` with a private IP, a group without
+    /// target groups; records heartbeats and completions.
     struct FakeAws {
         calls: Mutex<Vec<String>>,
         decided: Mutex<bool>,
+        state: &'static str,
     }
 
-    /// An instance in the given state, with a private IP.
-    struct FakeInstance(&'static str);
+    impl Default for FakeAws {
+        fn default() -> Self {
+            Self {
+                calls: Mutex::default(),
+                decided: Mutex::default(),
+                state: "pending",
+            }
+        }
+    }
 
     impl LifecycleActions for FakeAws {
         async fn describe_lifecycle_hook(
@@ -593,10 +988,39 @@ mod tests {
         }
     }
 
-    impl Instances for FakeInstance {
+    impl AutoScalingGroups for FakeAws {
+        async fn target_group_arns(&self, _: &str) -> Result<Option<Vec<String>>, AwsError> {
+            Ok(Some(Vec::new()))
+        }
+    }
+
+    impl TargetGroups for FakeAws {
+        async fn describe_target_groups(
+            &self,
+            _: &[String],
+        ) -> Result<Vec<TargetGroupSettings>, AwsError> {
+            Ok(Vec::new())
+        }
+        async fn register_target(&self, _: &str, _: &str, _: u16) -> Result<(), AwsError> {
+            unreachable!("no validation target group in these tests")
+        }
+        async fn deregister_target(&self, _: &str, _: &str, _: u16) -> Result<(), AwsError> {
+            unreachable!("no validation target group in these tests")
+        }
+        async fn describe_target_health(
+            &self,
+            _: &str,
+            _: &str,
+            _: u16,
+        ) -> Result<TargetHealth, AwsError> {
+            unreachable!("no validation target group in these tests")
+        }
+    }
+
+    impl Instances for FakeAws {
         async fn describe_instance(&self, _: &str) -> Result<Option<InstanceInfo>, AwsError> {
             Ok(Some(InstanceInfo {
-                state: self.0.into(),
+                state: self.state.into(),
                 private_ip: Some("10.0.1.23".parse().unwrap()),
             }))
         }
@@ -631,14 +1055,9 @@ mod tests {
         config: GateConfig,
         aws: FakeAws,
     ) -> (DecisionRecord, Vec<String>) {
-        let gate = Gate::new(
-            config,
-            FakeProber(Mutex::new(script.to_vec())),
-            aws,
-            FakeInstance("pending"),
-        );
+        let gate = Gate::new(config, FakeProber(Mutex::new(script.to_vec())), aws);
         let record = gate.gate(&action(), None).await.unwrap();
-        let calls = gate.lifecycle.calls.lock().unwrap().clone();
+        let calls = gate.aws.calls.lock().unwrap().clone();
         (record, calls)
     }
 
@@ -660,7 +1079,7 @@ mod tests {
         assert_eq!(r.probe_count, 6);
         assert_eq!(r.cause.as_ref().unwrap().code, "connection_refused");
         assert!(
-            r.reason.contains("2 consecutive probes failed"),
+            r.reason.contains("2 consecutive rounds failed"),
             "{}",
             r.reason
         );
@@ -705,13 +1124,12 @@ mod tests {
             config(),
             FakeProber(Mutex::new(vec![false])),
             FakeAws::default(),
-            FakeInstance("pending"),
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         let r = gate.gate(&action(), Some(deadline)).await.unwrap();
         assert_eq!(r.outcome, Outcome::HandedOff);
         assert!(r.reason.contains("DefaultResult (ABANDON)"), "{}", r.reason);
-        assert!(gate.lifecycle.calls.lock().unwrap().is_empty());
+        assert!(gate.aws.calls.lock().unwrap().is_empty());
         assert!(Instant::now() <= deadline - INVOCATION_RESERVE);
     }
 
@@ -720,12 +1138,14 @@ mod tests {
         let gate = Gate::new(
             config(),
             FakeProber(Mutex::new(vec![true])),
-            FakeAws::default(),
-            FakeInstance("terminated"),
+            FakeAws {
+                state: "terminated",
+                ..FakeAws::default()
+            },
         );
         let r = gate.gate(&action(), None).await.unwrap();
         assert_eq!(r.outcome, Outcome::InstanceGone);
-        assert!(gate.lifecycle.calls.lock().unwrap().is_empty());
+        assert!(gate.aws.calls.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -734,14 +1154,13 @@ mod tests {
             config(),
             FakeProber(Mutex::new(vec![true])),
             FakeAws::default(),
-            FakeInstance("pending"),
         );
         let mut a = action();
         a.notification_metadata = Some(r#"{"port": 8000}"#.into());
         let r = gate.gate(&a, None).await.unwrap();
         assert_eq!(r.outcome, Outcome::HandedOff);
         assert!(r.reason.contains("key \"port\" is unknown"), "{}", r.reason);
-        assert!(gate.lifecycle.calls.lock().unwrap().is_empty());
+        assert!(gate.aws.calls.lock().unwrap().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -775,7 +1194,6 @@ mod tests {
             config(),
             FakeProber(Mutex::new(vec![false])),
             FakeAws::default(),
-            FakeInstance("pending"),
         );
         let mut a = action();
         a.destination = Some(crate::event::Location::WarmPool);

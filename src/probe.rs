@@ -1,15 +1,17 @@
 //! The gate's HTTP probe, sent the way an ELB health checker sends its request. Does
 //! network I/O.
 //!
-//! One probe is one `GET` on a fresh TCP connection to `<private-ip>:<port>`, with
-//! `Host: <private-ip>:<port>` (or an override), a User-Agent naming the gate,
-//! `Connection: close`, redirects never followed, the whole exchange (connect, status and
-//! body) bounded by the probe timeout and the body read up to a byte limit. ELB behaviour
-//! followed: <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html>.
+//! One probe is one `GET` on a fresh TCP connection to `<private-ip>:<port>` (HTTP, or
+//! HTTPS without certificate verification and without SNI, as the ELB health checker
+//! does), with `Host: <private-ip>:<port>` (or an override), a User-Agent,
+//! `Connection: close`, redirects never followed, the whole exchange (connect, TLS, status
+//! and body) bounded by the probe timeout and the body read up to a byte limit. ELB
+//! behaviour followed: <https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html>.
 
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,22 +19,42 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 use crate::matcher::Matcher;
 
-/// The User-Agent of every probe.
-pub const USER_AGENT_VALUE: &str = concat!(
+/// The User-Agent of the gate's own probes of the deep health endpoint.
+pub const GATE_USER_AGENT: &str = concat!(
     "launch-gate/",
     env!("CARGO_PKG_VERSION"),
     " (ELB-HealthChecker/2.0 compatible)"
 );
+/// The User-Agent of a target group's health check, as the ELB sends it.
+pub const ELB_USER_AGENT: &str = "ELB-HealthChecker/2.0";
+
+/// HTTP or HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Scheme {
+    /// Plain HTTP/1.1.
+    #[serde(rename = "HTTP")]
+    Http,
+    /// HTTP/1.1 over TLS, the certificate not verified (as the ELB health checker).
+    #[serde(rename = "HTTPS")]
+    Https,
+}
 
 /// What to probe and how.
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {
+    /// HTTP or HTTPS.
+    pub scheme: Scheme,
     /// The instance's private IP.
     pub ip: IpAddr,
     /// The port.
@@ -47,13 +69,19 @@ pub struct ProbeRequest {
     pub body_limit: usize,
     /// Status codes that pass.
     pub matcher: Matcher,
+    /// The `User-Agent` header.
+    pub user_agent: &'static str,
 }
 
 impl ProbeRequest {
-    /// `http://ip:port/path`, for records and messages.
+    /// `http://ip:port/path` (or `https://`), for records and messages.
     pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
         format!(
-            "http://{}{}",
+            "{scheme}://{}{}",
             SocketAddr::new(self.ip, self.port),
             self.path
         )
@@ -73,6 +101,11 @@ pub enum ProbeError {
     },
     /// The peer reset or closed the connection before a complete response.
     ConnectionReset,
+    /// The TLS handshake failed (for example a plain HTTP port probed with HTTPS).
+    Tls {
+        /// The TLS library's message.
+        detail: String,
+    },
     /// The bytes received are not HTTP/1.x.
     MalformedResponse {
         /// The parser's message.
@@ -91,6 +124,7 @@ impl std::fmt::Display for ProbeError {
             Self::ConnectionRefused => f.write_str("connection refused"),
             Self::Timeout { phase } => write!(f, "timed out waiting for the {phase}"),
             Self::ConnectionReset => f.write_str("connection reset before a complete response"),
+            Self::Tls { detail } => write!(f, "TLS handshake failed: {detail}"),
             Self::MalformedResponse { detail } => write!(f, "malformed HTTP response: {detail}"),
             Self::Network { detail } => write!(f, "network error: {detail}"),
         }
@@ -126,15 +160,95 @@ pub trait Prober: Send + Sync {
     fn probe(&self, request: &ProbeRequest) -> impl Future<Output = ProbeOutcome> + Send;
 }
 
-/// Probes over HTTP/1.1 with hyper.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpProber;
+/// Probes over HTTP/1.1 with hyper, and TLS with rustls. Build it once and share it.
+#[derive(Clone)]
+pub struct HttpProber {
+    tls: TlsConnector,
+}
+
+impl std::fmt::Debug for HttpProber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpProber")
+    }
+}
+
+impl Default for HttpProber {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpProber {
+    /// A prober whose HTTPS, like the ELB health checker's, accepts any certificate.
+    pub fn new() -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("the default provider supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        Self {
+            tls: TlsConnector::from(Arc::new(config)),
+        }
+    }
+}
+
+/// Accepts any server certificate, as the ELB health checker does; handshake signatures
+/// are still verified.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
 
 impl Prober for HttpProber {
     async fn probe(&self, request: &ProbeRequest) -> ProbeOutcome {
         let started = Instant::now();
         let deadline = started + request.timeout;
-        let result = exchange(request, deadline).await;
+        let result = self.exchange(request, deadline).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(r) => ProbeOutcome {
@@ -180,13 +294,52 @@ impl From<ProbeError> for Failure {
     }
 }
 
-async fn exchange(request: &ProbeRequest, deadline: Instant) -> Result<Response, Failure> {
-    let addr = SocketAddr::new(request.ip, request.port);
-    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ProbeError::Timeout { phase: "connect" }.into()),
-        Ok(Err(e)) => return Err(io_error(&e).into()),
-        Ok(Ok(s)) => s,
-    };
+impl HttpProber {
+    async fn exchange(
+        &self,
+        request: &ProbeRequest,
+        deadline: Instant,
+    ) -> Result<Response, Failure> {
+        let addr = SocketAddr::new(request.ip, request.port);
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ProbeError::Timeout { phase: "connect" }.into()),
+            Ok(Err(e)) => return Err(io_error(&e).into()),
+            Ok(Ok(s)) => s,
+        };
+        match request.scheme {
+            Scheme::Http => http_exchange(stream, request, deadline).await,
+            Scheme::Https => {
+                let name = ServerName::IpAddress(request.ip.into());
+                let tls =
+                    match tokio::time::timeout_at(deadline, self.tls.connect(name, stream)).await {
+                        Err(_) => {
+                            return Err(ProbeError::Timeout {
+                                phase: "TLS handshake",
+                            }
+                            .into());
+                        }
+                        Ok(Err(e)) => {
+                            return Err(ProbeError::Tls {
+                                detail: e.to_string(),
+                            }
+                            .into());
+                        }
+                        Ok(Ok(s)) => s,
+                    };
+                http_exchange(tls, request, deadline).await
+            }
+        }
+    }
+}
+
+async fn http_exchange<S>(
+    stream: S,
+    request: &ProbeRequest,
+    deadline: Instant,
+) -> Result<Response, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = match tokio::time::timeout_at(
         deadline,
         hyper::client::conn::http1::handshake(TokioIo::new(stream)),
@@ -202,7 +355,7 @@ async fn exchange(request: &ProbeRequest, deadline: Instant) -> Result<Response,
     let driver = AbortOnDrop(tokio::spawn(connection));
     let req = Request::get(request.path.as_str())
         .header(HOST, request.host.as_str())
-        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header(USER_AGENT, request.user_agent)
         .header(CONNECTION, "close")
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProbeError::Network {
@@ -309,6 +462,7 @@ mod tests {
 
     fn request(addr: SocketAddr) -> ProbeRequest {
         ProbeRequest {
+            scheme: Scheme::Http,
             ip: addr.ip(),
             port: addr.port(),
             path: "/health".into(),
@@ -316,6 +470,7 @@ mod tests {
             timeout: Duration::from_millis(800),
             body_limit: 16,
             matcher: "200".parse().unwrap(),
+            user_agent: GATE_USER_AGENT,
         }
     }
 
@@ -346,7 +501,7 @@ mod tests {
         let (addr, head) =
             serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
                 .await;
-        let outcome = HttpProber.probe(&request(addr)).await;
+        let outcome = HttpProber::new().probe(&request(addr)).await;
         assert_eq!(outcome.status, Some(200));
         assert!(outcome.passed);
         assert_eq!(outcome.body, "ok");
@@ -360,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn redirects_are_not_followed() {
         let (addr, _) = serve(b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://shop.example.com/health\r\nContent-Length: 0\r\n\r\n").await;
-        let outcome = HttpProber.probe(&request(addr)).await;
+        let outcome = HttpProber::new().probe(&request(addr)).await;
         assert_eq!(outcome.status, Some(301));
         assert!(!outcome.passed);
         assert_eq!(
@@ -372,7 +527,7 @@ mod tests {
     #[tokio::test]
     async fn the_body_is_capped() {
         let (addr, _) = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n0123456789012345678901234567890123456789").await;
-        let outcome = HttpProber.probe(&request(addr)).await;
+        let outcome = HttpProber::new().probe(&request(addr)).await;
         assert!(outcome.passed);
         assert_eq!(outcome.body, "0123456789012345");
     }
@@ -382,11 +537,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let refused = HttpProber.probe(&request(addr)).await;
+        let refused = HttpProber::new().probe(&request(addr)).await;
         assert_eq!(refused.error, Some(ProbeError::ConnectionRefused));
 
         let (addr, _) = serve(b"SSH-2.0-OpenSSH_9.2\r\n").await;
-        let malformed = HttpProber.probe(&request(addr)).await;
+        let malformed = HttpProber::new().probe(&request(addr)).await;
         assert!(
             matches!(malformed.error, Some(ProbeError::MalformedResponse { .. })),
             "{malformed:?}"
@@ -399,7 +554,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(s);
         });
-        let timed_out = HttpProber.probe(&request(addr)).await;
+        let timed_out = HttpProber::new().probe(&request(addr)).await;
         assert_eq!(
             timed_out.error,
             Some(ProbeError::Timeout { phase: "response" })

@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 
-use crate::aws::{HookSettings, LifecycleActionResult};
+use crate::aws::{HookSettings, LifecycleActionResult, TargetGroupSettings, TargetHealth};
 use crate::config::{GateConfig, Mode};
 use crate::diagnosis::Diagnosis;
 use crate::event::{Delivery, LifecycleAction, Location};
 use crate::policy::AbandonReason;
-use crate::probe::ProbeError;
+use crate::probe::{ProbeError, ProbeOutcome};
 
 /// The `record` field of every decision record, to filter on in CloudWatch Logs Insights.
 pub const RECORD_TYPE: &str = "launch-gate.decision";
@@ -33,6 +33,8 @@ pub enum Outcome {
 /// One probe, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProbeRecord {
+    /// Which check: `deep_health`, or `target_group:<name>`.
+    pub check: String,
     /// When it started, milliseconds from the start of the gate.
     pub at_ms: u64,
     /// HTTP status, if a response arrived.
@@ -57,6 +59,127 @@ pub struct LastFailure {
     /// The start of the body, whitespace collapsed, control characters removed, at most
     /// 300 characters.
     pub body_snippet: String,
+}
+
+impl LastFailure {
+    /// The status, `Location` and body start of a failed probe.
+    pub fn of(outcome: &ProbeOutcome) -> Self {
+        Self {
+            status: outcome.status,
+            location: outcome.location.clone(),
+            body_snippet: body_snippet(&outcome.body),
+        }
+    }
+}
+
+/// A target group of the group, its health check as the gate ran it, and the results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroupRecord {
+    /// `TargetGroupName`.
+    pub name: String,
+    /// `TargetGroupArn`.
+    pub arn: String,
+    /// `HealthCheckProtocol`.
+    pub protocol: String,
+    /// `HealthCheckPort`: a number or `traffic-port`.
+    pub health_check_port: String,
+    /// `HealthCheckPath`.
+    pub path: String,
+    /// `Matcher.HttpCode`.
+    pub matcher: String,
+    /// `HealthCheckTimeoutSeconds`.
+    pub timeout_seconds: u64,
+    /// `HealthyThresholdCount` (the ELB's; the gate applies its own threshold to rounds).
+    pub healthy_threshold: u32,
+    /// The URL checked, when the check could be run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Why the check was not run (a protocol the gate cannot speak, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Checks sent.
+    pub checks: u32,
+    /// Checks passed.
+    pub passes: u32,
+    /// Whether the last check passed.
+    pub passing: bool,
+    /// The last check's status.
+    pub last_status: Option<u16>,
+    /// The last check's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ProbeError>,
+}
+
+impl TargetGroupRecord {
+    /// A record of `tg`'s settings, before any check.
+    pub fn new(tg: &TargetGroupSettings) -> Self {
+        Self {
+            name: tg.name.clone(),
+            arn: tg.arn.clone(),
+            protocol: tg.health_check_protocol.clone(),
+            health_check_port: tg.health_check_port.clone(),
+            path: tg.health_check_path.clone(),
+            matcher: tg.matcher.clone(),
+            timeout_seconds: tg.health_check_timeout.as_secs(),
+            healthy_threshold: tg.healthy_threshold,
+            target: None,
+            skipped: None,
+            checks: 0,
+            passes: 0,
+            passing: false,
+            last_status: None,
+            last_error: None,
+        }
+    }
+
+    /// Counts one check.
+    pub fn observe(&mut self, outcome: &ProbeOutcome) {
+        self.checks += 1;
+        self.passes += u32::from(outcome.passed);
+        self.passing = outcome.passed;
+        self.last_status = outcome.status;
+        self.last_error = outcome.error.clone();
+    }
+}
+
+/// The validation target group: the load balancer's own verdict, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationRecord {
+    /// `TargetGroupName`.
+    pub name: String,
+    /// `TargetGroupArn`.
+    pub arn: String,
+    /// The port the instance was registered on.
+    pub port: u16,
+    /// Whether `RegisterTargets` succeeded.
+    pub registered: bool,
+    /// Whether `DeregisterTargets` succeeded afterwards.
+    pub deregistered: bool,
+    /// `DescribeTargetHealth` calls.
+    pub polls: u32,
+    /// The last `TargetHealth`.
+    pub last: Option<TargetHealth>,
+}
+
+impl ValidationRecord {
+    /// A record before registration.
+    pub fn new(tg: &TargetGroupSettings, port: u16) -> Self {
+        Self {
+            name: tg.name.clone(),
+            arn: tg.arn.clone(),
+            port,
+            registered: false,
+            deregistered: false,
+            polls: 0,
+            last: None,
+        }
+    }
+
+    /// Counts one `DescribeTargetHealth`.
+    pub fn observe(&mut self, health: &TargetHealth) {
+        self.polls += 1;
+        self.last = Some(health.clone());
+    }
 }
 
 /// Everything the gate knows about one lifecycle action it worked on.
@@ -107,6 +230,14 @@ pub struct DecisionRecord {
     pub probe_count: usize,
     /// The last [`MAX_PROBES_KEPT`] probes, oldest first.
     pub probes: Vec<ProbeRecord>,
+    /// The group's target groups and their health checks as the gate ran them.
+    pub target_groups: Vec<TargetGroupRecord>,
+    /// Why no target group was checked, when none was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_groups_note: Option<String>,
+    /// The validation target group, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationRecord>,
     /// `RecordLifecycleActionHeartbeat` calls accepted.
     pub heartbeats: u32,
     /// The hook's timeouts, when read.
@@ -118,7 +249,7 @@ pub struct DecisionRecord {
 }
 
 /// How many probes a record keeps.
-pub const MAX_PROBES_KEPT: usize = 100;
+pub const MAX_PROBES_KEPT: usize = 200;
 
 impl DecisionRecord {
     /// A record for `action`, to be filled in as the gate works.
@@ -145,6 +276,9 @@ impl DecisionRecord {
             host_header: None,
             probe_count: 0,
             probes: Vec::new(),
+            target_groups: Vec::new(),
+            target_groups_note: None,
+            validation: None,
             heartbeats: 0,
             hook: None,
             settings: None,

@@ -1,6 +1,7 @@
-//! Ports to AWS, named by capability, and their SDK adapters in [`sdk`]. The gate's loop
-//! depends on the traits only; tests of the loop pass hand-written fakes, and the
-//! end-to-end tests pass the SDK adapters pointed at the AWS emulator.
+//! Ports to AWS, named by capability, and their SDK adapter in [`sdk`]. The gate's loop
+//! depends on the traits only ([`Aws`] is all of them); tests of the loop pass
+//! hand-written fakes, and the end-to-end tests pass the SDK adapter pointed at the AWS
+//! emulator.
 
 pub mod sdk;
 
@@ -127,3 +128,104 @@ pub trait LifecycleActions: Send + Sync {
         result: LifecycleActionResult,
     ) -> impl Future<Output = Result<ActionAnswer, AwsError>> + Send;
 }
+
+/// A target group's settings and health check, from `DescribeTargetGroups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroupSettings {
+    /// `TargetGroupArn`.
+    pub arn: String,
+    /// `TargetGroupName`.
+    pub name: String,
+    /// `Port`: the traffic port targets are registered on (when registered without one).
+    pub port: Option<u16>,
+    /// `HealthCheckProtocol`: `HTTP` or `HTTPS` for checks the gate can run (`TCP`, ... are
+    /// reported and skipped).
+    pub health_check_protocol: String,
+    /// `HealthCheckPort`: a number, or `traffic-port` (the port the target is registered on).
+    pub health_check_port: String,
+    /// `HealthCheckPath`.
+    pub health_check_path: String,
+    /// `Matcher.HttpCode`, ELB syntax.
+    pub matcher: String,
+    /// `HealthCheckTimeoutSeconds`.
+    #[serde(serialize_with = "secs")]
+    pub health_check_timeout: Duration,
+    /// `HealthyThresholdCount`.
+    pub healthy_threshold: u32,
+    /// `HealthCheckEnabled`.
+    pub health_check_enabled: bool,
+    /// `LoadBalancerArns`: empty when no listener forwards to the group.
+    pub load_balancer_arns: Vec<String>,
+}
+
+impl TargetGroupSettings {
+    /// The port a health check of a target registered on `traffic_port` goes to.
+    pub fn health_check_port_for(&self, traffic_port: u16) -> Option<u16> {
+        if self.health_check_port == "traffic-port" {
+            Some(traffic_port)
+        } else {
+            self.health_check_port.parse().ok()
+        }
+    }
+}
+
+/// One target's health, from `DescribeTargetHealth`, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetHealth {
+    /// `State`: `initial`, `healthy`, `unhealthy`, `unused`, `draining`, `unavailable`.
+    pub state: String,
+    /// `Reason`, for example `Target.ResponseCodeMismatch`.
+    pub reason: Option<String>,
+    /// `Description`, for example `Health checks failed with these codes: [400]`.
+    pub description: Option<String>,
+}
+
+/// Auto Scaling groups: `DescribeAutoScalingGroups`.
+pub trait AutoScalingGroups: Send + Sync {
+    /// The group's target groups: `TargetGroupARNs` and ELBv2 traffic sources, without
+    /// duplicates. `None` when the group does not exist.
+    fn target_group_arns(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send;
+}
+
+/// Elastic Load Balancing target groups: `DescribeTargetGroups`, `RegisterTargets`,
+/// `DeregisterTargets`, `DescribeTargetHealth`.
+pub trait TargetGroups: Send + Sync {
+    /// The settings of the given target groups, in one call (at most 20 ARNs per call,
+    /// as the API allows).
+    fn describe_target_groups(
+        &self,
+        arns: &[String],
+    ) -> impl Future<Output = Result<Vec<TargetGroupSettings>, AwsError>> + Send;
+
+    /// Registers an instance on a port.
+    fn register_target(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Deregisters an instance from a port.
+    fn deregister_target(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// One target's health: one call, with the target filter.
+    fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> impl Future<Output = Result<TargetHealth, AwsError>> + Send;
+}
+
+/// Every port the gate uses.
+pub trait Aws: LifecycleActions + Instances + AutoScalingGroups + TargetGroups {}
+
+impl<T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups> Aws for T {}

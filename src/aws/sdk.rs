@@ -1,4 +1,5 @@
-//! The ports of [`crate::aws`] over the AWS SDK for Rust. Does network I/O.
+//! The ports of [`crate::aws`] over the AWS SDK for Rust: one [`SdkAws`] holding the Auto
+//! Scaling, EC2 and ELBv2 clients, built once at cold start. Does network I/O.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -6,8 +7,8 @@ use std::time::Duration;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use super::{
-    ActionAnswer, AwsError, HookSettings, InstanceInfo, Instances, LifecycleActionResult,
-    LifecycleActions,
+    ActionAnswer, AutoScalingGroups, AwsError, HookSettings, InstanceInfo, Instances,
+    LifecycleActionResult, LifecycleActions, TargetGroupSettings, TargetGroups, TargetHealth,
 };
 use crate::event::LifecycleAction;
 
@@ -25,16 +26,23 @@ where
     }
 }
 
-/// [`LifecycleActions`] over an Auto Scaling client.
+/// Every port of [`crate::aws`] over the SDK's clients.
 #[derive(Debug, Clone)]
-pub struct SdkLifecycleActions {
-    client: aws_sdk_autoscaling::Client,
+pub struct SdkAws {
+    autoscaling: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    elbv2: aws_sdk_elasticloadbalancingv2::Client,
 }
 
-impl SdkLifecycleActions {
-    /// Wraps a client built once at cold start.
-    pub fn new(client: aws_sdk_autoscaling::Client) -> Self {
-        Self { client }
+impl SdkAws {
+    /// Builds the three clients from one SDK configuration (endpoint, credentials,
+    /// region, retries).
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            autoscaling: aws_sdk_autoscaling::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
+        }
     }
 }
 
@@ -60,14 +68,14 @@ where
     }
 }
 
-impl LifecycleActions for SdkLifecycleActions {
+impl LifecycleActions for SdkAws {
     async fn describe_lifecycle_hook(
         &self,
         group_name: &str,
         hook_name: &str,
     ) -> Result<Option<HookSettings>, AwsError> {
         let out = self
-            .client
+            .autoscaling
             .describe_lifecycle_hooks()
             .auto_scaling_group_name(group_name)
             .lifecycle_hook_names(hook_name)
@@ -93,7 +101,7 @@ impl LifecycleActions for SdkLifecycleActions {
 
     async fn record_heartbeat(&self, action: &LifecycleAction) -> Result<ActionAnswer, AwsError> {
         let result = self
-            .client
+            .autoscaling
             .record_lifecycle_action_heartbeat()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
@@ -111,7 +119,7 @@ impl LifecycleActions for SdkLifecycleActions {
         result: LifecycleActionResult,
     ) -> Result<ActionAnswer, AwsError> {
         let sent = self
-            .client
+            .autoscaling
             .complete_lifecycle_action()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
@@ -125,23 +133,10 @@ impl LifecycleActions for SdkLifecycleActions {
     }
 }
 
-/// [`Instances`] over an EC2 client.
-#[derive(Debug, Clone)]
-pub struct SdkInstances {
-    client: aws_sdk_ec2::Client,
-}
-
-impl SdkInstances {
-    /// Wraps a client built once at cold start.
-    pub fn new(client: aws_sdk_ec2::Client) -> Self {
-        Self { client }
-    }
-}
-
-impl Instances for SdkInstances {
+impl Instances for SdkAws {
     async fn describe_instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>, AwsError> {
         let out = match self
-            .client
+            .ec2
             .describe_instances()
             .instance_ids(instance_id)
             .send()
@@ -169,4 +164,150 @@ impl Instances for SdkInstances {
                 .and_then(|ip| ip.parse::<IpAddr>().ok()),
         }))
     }
+}
+
+impl AutoScalingGroups for SdkAws {
+    async fn target_group_arns(&self, group_name: &str) -> Result<Option<Vec<String>>, AwsError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(group_name)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeAutoScalingGroups", e))?;
+        let Some(group) = out
+            .auto_scaling_groups()
+            .iter()
+            .find(|g| g.auto_scaling_group_name() == Some(group_name))
+        else {
+            return Ok(None);
+        };
+        let mut arns: Vec<String> = group.target_group_arns().to_vec();
+        for source in group.traffic_sources() {
+            let is_elbv2 = source.r#type() == Some("elbv2")
+                || source
+                    .identifier()
+                    .is_some_and(|i| i.contains(":targetgroup/"));
+            if let Some(arn) = source.identifier().filter(|_| is_elbv2)
+                && !arns.iter().any(|a| a == arn)
+            {
+                arns.push(arn.to_owned());
+            }
+        }
+        Ok(Some(arns))
+    }
+}
+
+impl TargetGroups for SdkAws {
+    async fn describe_target_groups(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<TargetGroupSettings>, AwsError> {
+        let mut settings = Vec::new();
+        for chunk in arns.chunks(20) {
+            let out = self
+                .elbv2
+                .describe_target_groups()
+                .set_target_group_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeTargetGroups", e))?;
+            for tg in out.target_groups() {
+                settings.push(TargetGroupSettings {
+                    arn: tg.target_group_arn().unwrap_or_default().to_owned(),
+                    name: tg.target_group_name().unwrap_or_default().to_owned(),
+                    port: tg.port().and_then(|p| u16::try_from(p).ok()),
+                    health_check_protocol: tg
+                        .health_check_protocol()
+                        .map_or_else(|| "HTTP".to_owned(), |p| p.as_str().to_owned()),
+                    health_check_port: tg.health_check_port().unwrap_or("traffic-port").to_owned(),
+                    health_check_path: tg.health_check_path().unwrap_or("/").to_owned(),
+                    matcher: tg
+                        .matcher()
+                        .and_then(|m| m.http_code())
+                        .unwrap_or("200")
+                        .to_owned(),
+                    health_check_timeout: Duration::from_secs(
+                        tg.health_check_timeout_seconds().unwrap_or(5).max(1) as u64,
+                    ),
+                    healthy_threshold: tg.healthy_threshold_count().unwrap_or(5).max(1) as u32,
+                    health_check_enabled: tg.health_check_enabled().unwrap_or(true),
+                    load_balancer_arns: tg.load_balancer_arns().to_vec(),
+                });
+            }
+        }
+        Ok(settings)
+    }
+
+    async fn register_target(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> Result<(), AwsError> {
+        self.elbv2
+            .register_targets()
+            .target_group_arn(target_group_arn)
+            .targets(target(instance_id, port))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("RegisterTargets", e))
+    }
+
+    async fn deregister_target(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> Result<(), AwsError> {
+        self.elbv2
+            .deregister_targets()
+            .target_group_arn(target_group_arn)
+            .targets(target(instance_id, port))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("DeregisterTargets", e))
+    }
+
+    async fn describe_target_health(
+        &self,
+        target_group_arn: &str,
+        instance_id: &str,
+        port: u16,
+    ) -> Result<TargetHealth, AwsError> {
+        let out = self
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .targets(target(instance_id, port))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeTargetHealth", e))?;
+        let health = out
+            .target_health_descriptions()
+            .iter()
+            .find(|d| d.target().and_then(|t| t.id()) == Some(instance_id))
+            .and_then(|d| d.target_health());
+        Ok(TargetHealth {
+            state: health
+                .and_then(|h| h.state())
+                .map_or_else(|| "unavailable".to_owned(), |s| s.as_str().to_owned()),
+            reason: health
+                .and_then(|h| h.reason())
+                .map(|r| r.as_str().to_owned()),
+            description: health.and_then(|h| h.description()).map(str::to_owned),
+        })
+    }
+}
+
+fn target(
+    instance_id: &str,
+    port: u16,
+) -> aws_sdk_elasticloadbalancingv2::types::TargetDescription {
+    aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+        .id(instance_id)
+        .port(i32::from(port))
+        .build()
 }

@@ -3,7 +3,7 @@
 
 use aws_config::BehaviorVersion;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
-use launch_gate::aws::sdk::{SdkInstances, SdkLifecycleActions};
+use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
 use launch_gate::gate::{Gate, GateError, invocation_deadline};
 use launch_gate::probe::HttpProber;
@@ -28,12 +28,7 @@ async fn main() -> Result<(), Error> {
     let config = GateConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let gate = Gate::new(
-        config,
-        HttpProber,
-        SdkLifecycleActions::new(aws_sdk_autoscaling::Client::new(&sdk)),
-        SdkInstances::new(aws_sdk_ec2::Client::new(&sdk)),
-    );
+    let gate = Gate::new(config, HttpProber::new(), SdkAws::new(&sdk));
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::config::Credentials;
-use launch_gate::aws::sdk::{SdkInstances, SdkLifecycleActions};
+use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
 use launch_gate::gate::Gate;
 use launch_gate::probe::HttpProber;
 use serde_json::Value;
 
 /// The gate as the Lambda builds it, pointed at the emulator.
-pub type RealGate = Gate<HttpProber, SdkLifecycleActions, SdkInstances>;
+pub type RealGate = Gate<HttpProber, SdkAws>;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -118,6 +118,8 @@ impl Emulator {
         let mut child = Command::new(python())
             .arg(repo().join("emulator/launch_gate_emulator.py"))
             .args(["--host", "127.0.0.1", "--port", "0"])
+            // ELB's health checks every half second, so target health settles fast
+            .args(["--elb-interval", "0.5", "--elb-timeout", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -306,9 +308,8 @@ impl World {
     pub fn gate(&self) -> RealGate {
         Gate::new(
             GateConfig::default(),
-            HttpProber,
-            SdkLifecycleActions::new(self.autoscaling.clone()),
-            SdkInstances::new(self.ec2.clone()),
+            HttpProber::new(),
+            SdkAws::new(&self.sdk),
         )
     }
 

@@ -1,0 +1,242 @@
+"""Real target health for moto's ELBv2 target groups.
+
+Stock moto reports every registered running instance `healthy` at once and never
+`unhealthy`. Here each registered target of a target group used by a load balancer is
+checked the way ELB does it
+(docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html):
+the target group's protocol (HTTP, or HTTPS without certificate verification), port (a
+number, or `traffic-port`: the target's registered port), path and matcher, sent to the
+target's private IP with `Host: <ip>:<port>` and `User-Agent: ELB-HealthChecker/2.0`,
+redirects not followed, every interval, within the timeout.
+
+States: a newly registered target is `initial` / `Elb.InitialHealthChecking` until a check
+passes (`healthy`) or `UnhealthyThresholdCount` checks fail (`unhealthy`, with
+`Target.ResponseCodeMismatch` and the codes, `Target.Timeout`, or
+`Target.FailedHealthChecks`); a healthy target turns unhealthy after
+`UnhealthyThresholdCount` failures and back after `HealthyThresholdCount` passes. A target
+group no load balancer uses reports `unused` / `Target.NotInUse`; a deregistered target is
+`draining` / `Target.DeregistrationInProgress` for the group's deregistration delay.
+
+Intervals and timeouts can be shortened for tests (`configure(interval=..., timeout=...)`):
+ELB's minimum interval is 5 s.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from moto.elbv2 import models as elbv2_models
+
+_lock = threading.RLock()
+_settings: dict[str, float | None] = {"interval": None, "timeout": None}
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="elb-health-check")
+USER_AGENT = "ELB-HealthChecker/2.0"
+
+
+class TargetState:
+    def __init__(self) -> None:
+        self.state = "initial"
+        self.reason: str | None = "Elb.InitialHealthChecking"
+        self.description: str | None = "Initial health checks in progress"
+        self.passes = 0
+        self.failures = 0
+        self.next_check = 0.0
+        self.in_flight = False
+        self.checks = 0
+
+
+def configure(interval: float | None = None, timeout: float | None = None) -> None:
+    """Overrides every target group's interval and timeout (seconds)."""
+    _settings["interval"] = interval
+    _settings["timeout"] = timeout
+
+
+def _states(tg: Any) -> dict[str, TargetState]:
+    if not hasattr(tg, "_lg_states"):
+        tg._lg_states = {}
+        tg._lg_draining = {}
+    return tg._lg_states
+
+
+def _matches(matcher: str, status: int) -> bool:
+    for part in matcher.split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            if int(lo) <= status <= int(hi):
+                return True
+        elif part and int(part) == status:
+            return True
+    return False
+
+
+def _check(tg: Any, ip: str, port: int) -> tuple[bool, str | None, str | None]:
+    """One health check: (passed, reason, description)."""
+    interval = _settings["interval"] or float(tg.health_check_interval_seconds)
+    timeout = _settings["timeout"] or float(tg.health_check_timeout_seconds)
+    timeout = min(timeout, interval)
+    path = tg.health_check_path or "/"
+    if tg.health_check_protocol == "HTTPS":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(ip, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+    try:
+        conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", f"{ip}:{port}")
+        conn.putheader("User-Agent", USER_AGENT)
+        conn.putheader("Connection", "close")
+        conn.endheaders()
+        response = conn.getresponse()
+        status = response.status
+        response.read(64 * 1024)
+    except (socket.timeout, TimeoutError):
+        return False, "Target.Timeout", "Request timed out"
+    except (OSError, http.client.HTTPException, ssl.SSLError):
+        return False, "Target.FailedHealthChecks", "Health checks failed"
+    finally:
+        conn.close()
+    matcher = (tg.matcher or {}).get("HttpCode", "200")
+    if _matches(matcher, status):
+        return True, None, None
+    return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]"
+
+
+def _record(tg: Any, target_id: str, st: TargetState, result: tuple[bool, str | None, str | None]) -> None:
+    passed, reason, description = result
+    with _lock:
+        st.in_flight = False
+        st.checks += 1
+        if target_id not in tg.targets:
+            return
+        if passed:
+            st.passes += 1
+            st.failures = 0
+            needed = 1 if st.state == "initial" else int(tg.healthy_threshold_count)
+            if st.state != "healthy" and st.passes >= needed:
+                st.state, st.reason, st.description = "healthy", None, None
+        else:
+            st.failures += 1
+            st.passes = 0
+            if st.failures >= int(tg.unhealthy_threshold_count) or st.state == "unhealthy":
+                st.state, st.reason, st.description = "unhealthy", reason, description
+
+
+def _target_address(backend: Any, tg: Any, target: dict[str, Any]) -> tuple[str, int] | None:
+    target_id = target["Id"]
+    if target_id.startswith("i-"):
+        instance = backend.ec2_backend.get_instance_by_id(target_id)
+        if instance is None:
+            return None
+        ip = instance.private_ip
+    else:
+        ip = target_id
+    if not ip or not ip.startswith("127."):
+        return None  # never send a check beyond this machine
+    hc_port = tg.health_check_port
+    port = int(target["Port"]) if hc_port in (None, "traffic-port") else int(hc_port)
+    return ip, port
+
+
+def _tick() -> None:
+    now = time.time()
+    for regions in list(elbv2_models.elbv2_backends.values()):
+        for backend in list(regions.values()):
+            for tg in list(backend.target_groups.values()):
+                states = _states(tg)
+                with _lock:
+                    for target_id, until in list(tg._lg_draining.items()):
+                        if now >= until:
+                            del tg._lg_draining[target_id]
+                if not tg.load_balancer_arns or not tg.health_check_enabled:
+                    continue
+                interval = _settings["interval"] or float(tg.health_check_interval_seconds)
+                for target_id, target in list(tg.targets.items()):
+                    with _lock:
+                        st = states.setdefault(target_id, TargetState())
+                        if st.in_flight or now < st.next_check:
+                            continue
+                        address = _target_address(backend, tg, target)
+                        if address is None:
+                            continue
+                        st.in_flight = True
+                        st.next_check = now + interval
+                    future = _pool.submit(_check, tg, *address)
+                    future.add_done_callback(
+                        lambda f, tg=tg, tid=target_id, st=st: _record(tg, tid, st, f.result())
+                    )
+
+
+def _loop() -> None:
+    while True:
+        try:
+            _tick()
+        except Exception as err:  # noqa: BLE001 - keep checking whatever one group does
+            print(f"target health checker: {err!r}", flush=True)
+        time.sleep(0.05)
+
+
+_original_register = elbv2_models.FakeTargetGroup.register
+_original_deregister = elbv2_models.FakeTargetGroup.deregister
+
+
+def _register(self: Any, targets: list[dict[str, Any]]) -> None:
+    _original_register(self, targets)
+    with _lock:
+        states = _states(self)
+        for t in targets:
+            states[t["Id"]] = TargetState()
+            self._lg_draining.pop(t["Id"], None)
+
+
+def _deregister(self: Any, targets: list[dict[str, Any]]) -> None:
+    _original_deregister(self, targets)
+    delay = float(self.attributes.get("deregistration_delay.timeout_seconds", 300))
+    with _lock:
+        states = _states(self)
+        for t in targets:
+            states.pop(t["Id"], None)
+            self._lg_draining[t["Id"]] = time.time() + delay
+
+
+def _health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+    status = elbv2_models.FakeHealthStatus
+    target_id = target["Id"]
+    registered = self.targets.get(target_id)
+    port = (registered or target).get("Port", self.port)
+    hc_port = self.health_check_port
+    with _lock:
+        draining = getattr(self, "_lg_draining", {}).get(target_id)
+        st = _states(self).get(target_id)
+    if registered is None:
+        if draining is not None:
+            return status(target_id, port, hc_port, "draining", "Target.DeregistrationInProgress",
+                          "Target deregistration is in progress")
+        return status(target_id, port, hc_port, "unused", "Target.NotRegistered",
+                      "Target is not registered to the target group")
+    if not self.load_balancer_arns:
+        return status(target_id, port, hc_port, "unused", "Target.NotInUse",
+                      "Target group is not configured to receive traffic from the load balancer")
+    if target_id.startswith("i-"):
+        instance = ec2_backend.get_instance_by_id(target_id)
+        if instance is not None and instance.state == "stopped":
+            return status(target_id, port, hc_port, "unused", "Target.InvalidState",
+                          "Target is in the stopped state")
+    st = st or TargetState()
+    return status(target_id, port, hc_port, st.state, st.reason, st.description)
+
+
+def install() -> None:
+    """Patches moto's target groups and starts the checker thread."""
+    elbv2_models.FakeTargetGroup.register = _register
+    elbv2_models.FakeTargetGroup.deregister = _deregister
+    elbv2_models.FakeTargetGroup.health_for = _health_for
+    threading.Thread(target=_loop, daemon=True, name="elb-health-checker").start()
