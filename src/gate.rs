@@ -431,7 +431,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     ) -> Result<Option<(LifecycleActionResult, String)>, GateError> {
         let start = w.start;
         let mut samples = Vec::new();
-        let mut last_failure: Option<(Option<Diagnosis>, LastFailure)> = None;
+        let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
         let verdict = loop {
             let now = Instant::now();
@@ -462,12 +462,16 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                         at: now - start,
                         passed: true,
                     }),
-                    Round::Failed(diagnosis, failure) => {
+                    Round::Failed {
+                        diagnosis,
+                        failure,
+                        also,
+                    } => {
                         samples.push(ProbeSample {
                             at: now - start,
                             passed: false,
                         });
-                        last_failure = Some((diagnosis, failure));
+                        last_failure = Some((diagnosis, failure, also));
                     }
                     Round::Undetermined => {}
                     Round::ConfigurationError(why) => {
@@ -535,11 +539,15 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     ),
                 };
                 record.abandon_reason = Some(why);
-                let (cause, failure) = last_failure.map_or((None, None), |(c, f)| (c, Some(f)));
-                let reason = match &cause {
+                let (cause, failure, also) =
+                    last_failure.map_or((None, None, Vec::new()), |(c, f, a)| (c, Some(f), a));
+                let mut reason = match &cause {
                     Some(c) => format!("{reason}: {}. Fix: {}", c.summary, c.fix),
                     None => reason,
                 };
+                if !also.is_empty() {
+                    reason.push_str(&format!(" Also failing: {}.", also.join("; ")));
+                }
                 record.cause = cause;
                 record.last_failure = failure;
                 (LifecycleActionResult::Abandon, reason)
@@ -549,7 +557,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     }
 
     /// One round: every check at once, and one `DescribeTargetHealth` of the validation
-    /// target group.
+    /// target group. When several fail, the cause is a target group's failure (the load
+    /// balancer's view) before the deep health check's; the others are listed.
     async fn round(
         &self,
         w: &Wait<'_>,
@@ -557,7 +566,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         at: Duration,
     ) -> Result<Round, GateError> {
         let outcomes = join_all(w.checks.iter().map(|c| self.prober.probe(&c.request))).await;
-        let mut failed: Option<(Option<Diagnosis>, LastFailure)> = None;
+        // (priority, cause, failure, what failed): target groups 0, validation 1, deep 2
+        let mut failures: Vec<(u8, Option<Diagnosis>, LastFailure, String)> = Vec::new();
         for (check, outcome) in w.checks.iter().zip(&outcomes) {
             record.push_probe(ProbeRecord {
                 check: check.label.to_string(),
@@ -572,15 +582,27 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             {
                 tg.observe(outcome);
             }
-            if !outcome.passed && failed.is_none() {
-                let diagnosis = match &check.label {
-                    CheckLabel::DeepHealth => diagnose(&check.request, outcome),
-                    CheckLabel::TargetGroup(name) => {
-                        diagnose_target_group(name, &check.request, outcome)
-                    }
-                };
-                failed = Some((diagnosis, LastFailure::of(outcome)));
+            if outcome.passed {
+                continue;
             }
+            let seen = match (&outcome.error, outcome.status) {
+                (Some(e), _) => e.to_string(),
+                (None, Some(status)) => status.to_string(),
+                (None, None) => "no answer".into(),
+            };
+            let (priority, diagnosis, what) = match &check.label {
+                CheckLabel::DeepHealth => (
+                    2,
+                    diagnose(&check.request, outcome),
+                    format!("the deep health check ({seen})"),
+                ),
+                CheckLabel::TargetGroup(name) => (
+                    0,
+                    diagnose_target_group(name, &check.request, outcome),
+                    format!("target group {name} ({seen})"),
+                ),
+            };
+            failures.push((priority, diagnosis, LastFailure::of(outcome), what));
         }
         if let Some(v) = w.validation {
             let health = self
@@ -590,9 +612,15 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if let Some(r) = record.validation.as_mut() {
                 r.observe(&health);
             }
+            let verbatim = format!(
+                "{} / {}: {}",
+                health.state,
+                health.reason.as_deref().unwrap_or(""),
+                health.description.as_deref().unwrap_or("")
+            );
             match (health.state.as_str(), health.reason.as_deref()) {
                 ("healthy", _) => {}
-                ("initial", _) if failed.is_none() => return Ok(Round::Undetermined),
+                ("initial", _) if failures.is_empty() => return Ok(Round::Undetermined),
                 ("initial", _) => {}
                 ("unused", Some("Target.NotInUse")) => {
                     return Ok(Round::ConfigurationError(format!(
@@ -606,27 +634,27 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                         v.settings.name
                     )));
                 }
-                _ if failed.is_none() => {
-                    failed = Some((
-                        diagnose_target_health(&v.settings.name, &health, &v.request),
-                        LastFailure {
-                            status: None,
-                            location: None,
-                            body_snippet: format!(
-                                "{} / {}: {}",
-                                health.state,
-                                health.reason.as_deref().unwrap_or(""),
-                                health.description.as_deref().unwrap_or("")
-                            ),
-                        },
-                    ));
-                }
-                _ => {}
+                _ => failures.push((
+                    1,
+                    diagnose_target_health(&v.settings.name, &health, &v.request),
+                    LastFailure {
+                        status: None,
+                        location: None,
+                        body_snippet: verbatim.clone(),
+                    },
+                    format!("validation target group {} ({verbatim})", v.settings.name),
+                )),
             }
         }
-        Ok(match failed {
+        failures.sort_by_key(|f| f.0);
+        let mut failures = failures.into_iter();
+        Ok(match failures.next() {
             None => Round::Passed,
-            Some((d, f)) => Round::Failed(d, f),
+            Some((_, diagnosis, failure, _)) => Round::Failed {
+                diagnosis,
+                failure,
+                also: failures.map(|f| f.3).collect(),
+            },
         })
     }
 
@@ -795,8 +823,12 @@ struct Wait<'a> {
 enum Round {
     /// Every check passed, and the load balancer reports the validation target healthy.
     Passed,
-    /// A check failed: the first failure's cause.
-    Failed(Option<Diagnosis>, LastFailure),
+    /// A check failed: the cause of the failure that explains most, and what else failed.
+    Failed {
+        diagnosis: Option<Diagnosis>,
+        failure: LastFailure,
+        also: Vec<String>,
+    },
     /// The checks passed and the load balancer is still in its initial checks: the
     /// round counts neither way.
     Undetermined,

@@ -175,6 +175,66 @@ pub struct World {
     pub ip: IpAddr,
     /// The port the instance's app listens on (free on loopback).
     pub port: u16,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// The group's target groups, by name: ARN.
+    pub target_groups: Vec<(String, String)>,
+    /// The validation target group's ARN.
+    pub validation_arn: Option<String>,
+}
+
+/// A target group to create in the world's VPC.
+#[derive(Debug, Clone)]
+pub struct TargetGroupSpec {
+    pub name: &'static str,
+    /// The traffic port; `None` is the world's app port.
+    pub port: Option<u16>,
+    /// `HealthCheckPort`: `None` is `traffic-port`.
+    pub health_check_port: Option<u16>,
+    pub path: &'static str,
+    pub protocol: &'static str,
+    pub matcher: &'static str,
+    /// Whether a listener of the load balancer forwards to it.
+    pub attached: bool,
+}
+
+impl TargetGroupSpec {
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            port: None,
+            health_check_port: None,
+            path: "/health",
+            protocol: "HTTP",
+            matcher: "200",
+            attached: true,
+        }
+    }
+}
+
+/// What [`World::build`] creates.
+#[derive(Debug, Clone)]
+pub struct WorldSpec {
+    /// Merged over [`fast_settings`] into the hook's `NotificationMetadata`.
+    pub overrides: Value,
+    /// Replaces the metadata entirely when set.
+    pub raw_metadata: Option<String>,
+    pub heartbeat_timeout: i32,
+    /// The group's target groups.
+    pub target_groups: Vec<TargetGroupSpec>,
+    /// A validation target group; its ARN goes into the metadata.
+    pub validation: Option<TargetGroupSpec>,
+}
+
+impl Default for WorldSpec {
+    fn default() -> Self {
+        Self {
+            overrides: serde_json::json!({}),
+            raw_metadata: None,
+            heartbeat_timeout: 300,
+            target_groups: Vec::new(),
+            validation: None,
+        }
+    }
 }
 
 /// Settings for fast tests, merged into the hook's `NotificationMetadata`.
@@ -193,12 +253,11 @@ pub fn fast_settings(port: u16) -> Value {
 impl World {
     /// A world whose hook carries `fast_settings` merged with `overrides`.
     pub async fn new(overrides: Value) -> Self {
-        let port = free_port();
-        let mut metadata = fast_settings(port);
-        if let (Some(m), Some(o)) = (metadata.as_object_mut(), overrides.as_object()) {
-            m.extend(o.clone());
-        }
-        Self::with_metadata(port, Some(metadata.to_string()), 300).await
+        Self::build(WorldSpec {
+            overrides,
+            ..WorldSpec::default()
+        })
+        .await
     }
 
     /// A world with the hook's `NotificationMetadata` and `HeartbeatTimeout` (seconds) as given.
@@ -207,10 +266,30 @@ impl World {
         metadata: Option<String>,
         heartbeat_timeout: i32,
     ) -> Self {
+        Self::build_with_port(
+            port,
+            WorldSpec {
+                raw_metadata: metadata,
+                heartbeat_timeout,
+                ..WorldSpec::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn build(spec: WorldSpec) -> Self {
+        Self::build_with_port(free_port(), spec).await
+    }
+
+    pub async fn build_with_port(port: u16, spec: WorldSpec) -> Self {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, Matcher, ProtocolEnum,
+        };
         let emulator = Emulator::start();
         let sdk = emulator.sdk_config().await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
         let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
+        let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
         let vpc = ec2
             .create_vpc()
             .cidr_block("127.0.0.0/16")
@@ -218,15 +297,105 @@ impl World {
             .await
             .unwrap();
         let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block("127.0.1.0/24")
-            .availability_zone("us-east-1a")
-            .send()
-            .await
-            .unwrap();
-        let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+        let mut subnets = Vec::new();
+        for (cidr, az) in [
+            ("127.0.1.0/24", "us-east-1a"),
+            ("127.0.2.0/24", "us-east-1b"),
+        ] {
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .cidr_block(cidr)
+                .availability_zone(az)
+                .send()
+                .await
+                .unwrap();
+            subnets.push(subnet.subnet().unwrap().subnet_id().unwrap().to_owned());
+        }
+        // The group's instances live in the first subnet: 127.0.1.x.
+        let subnet_id = subnets[0].clone();
+
+        // Target groups, and a load balancer whose listeners forward to the attached ones.
+        let mut target_groups = Vec::new();
+        let mut validation_arn = None;
+        let all: Vec<(bool, TargetGroupSpec)> = spec
+            .target_groups
+            .iter()
+            .map(|t| (false, t.clone()))
+            .chain(spec.validation.iter().map(|t| (true, t.clone())))
+            .collect();
+        let mut load_balancer: Option<String> = None;
+        for (i, (is_validation, t)) in all.iter().enumerate() {
+            let mut create = elbv2
+                .create_target_group()
+                .name(t.name)
+                .protocol(ProtocolEnum::from(t.protocol))
+                .health_check_protocol(ProtocolEnum::from(t.protocol))
+                .port(i32::from(t.port.unwrap_or(port)))
+                .vpc_id(&vpc_id)
+                .health_check_path(t.path)
+                .health_check_interval_seconds(5)
+                .health_check_timeout_seconds(2)
+                .healthy_threshold_count(2)
+                .unhealthy_threshold_count(2)
+                .matcher(Matcher::builder().http_code(t.matcher).build());
+            if let Some(p) = t.health_check_port {
+                create = create.health_check_port(p.to_string());
+            }
+            let created = create.send().await.unwrap();
+            let arn = created.target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_owned();
+            if t.attached {
+                if load_balancer.is_none() {
+                    let lb = elbv2
+                        .create_load_balancer()
+                        .name("shop-web")
+                        .set_subnets(Some(subnets.clone()))
+                        .send()
+                        .await
+                        .unwrap();
+                    load_balancer = Some(
+                        lb.load_balancers()[0]
+                            .load_balancer_arn()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+                elbv2
+                    .create_listener()
+                    .load_balancer_arn(load_balancer.as_deref().unwrap())
+                    .protocol(ProtocolEnum::Http)
+                    .port(8080 + i as i32)
+                    .default_actions(
+                        Action::builder()
+                            .r#type(ActionTypeEnum::Forward)
+                            .target_group_arn(&arn)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            if *is_validation {
+                validation_arn = Some(arn);
+            } else {
+                target_groups.push((t.name.to_owned(), arn));
+            }
+        }
+
+        let metadata = spec.raw_metadata.clone().or_else(|| {
+            let mut metadata = fast_settings(port);
+            if let (Some(m), Some(o)) = (metadata.as_object_mut(), spec.overrides.as_object()) {
+                m.extend(o.clone());
+            }
+            if let Some(v) = &validation_arn {
+                metadata["validation_target_group_arn"] = Value::String(v.clone());
+            }
+            Some(metadata.to_string())
+        });
+        let heartbeat_timeout = spec.heartbeat_timeout;
         ec2.create_launch_template()
             .launch_template_name("shop-web")
             .launch_template_data(
@@ -247,6 +416,7 @@ impl World {
             .max_size(4)
             .desired_capacity(0)
             .vpc_zone_identifier(&subnet_id)
+            .set_target_group_arns(Some(target_groups.iter().map(|(_, a)| a.clone()).collect()))
             .launch_template(
                 aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
                     .launch_template_name("shop-web")
@@ -301,6 +471,9 @@ impl World {
             instance_id,
             ip,
             port,
+            elbv2,
+            target_groups,
+            validation_arn,
         }
     }
 
@@ -371,6 +544,50 @@ impl World {
             .map(|s| s.as_str().to_owned())
     }
 
+    /// The instance's health in a target group, as the emulator's load balancer reports it.
+    pub async fn target_health(&self, target_group_arn: &str) -> (String, Option<String>) {
+        let out = self
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(&self.instance_id)
+                    .port(i32::from(self.port))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let h = out.target_health_descriptions()[0].target_health().unwrap();
+        (
+            h.state().unwrap().as_str().to_owned(),
+            h.reason().map(|r| r.as_str().to_owned()),
+        )
+    }
+
+    /// API calls the emulator received, by operation.
+    pub fn calls(&self) -> Value {
+        http_get_json(&format!("{}/_launch_gate/calls", self.emulator.url))
+    }
+
+    /// Makes the emulator fail the next `count` calls of `operation` (-1: all).
+    pub fn inject_fault(&self, operation: &str, count: i64) {
+        let body = serde_json::json!({"operation": operation, "status": 500, "code": "InternalFailure", "count": count})
+            .to_string();
+        let authority = self.emulator.url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(authority).unwrap();
+        write!(
+            stream,
+            "POST /_launch_gate/faults HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.contains(" 200 "), "{response}");
+    }
+
     /// The instance's EC2 state name (`pending`, `running`, `terminated`).
     pub async fn instance_state(&self) -> String {
         let out = self
@@ -429,6 +646,10 @@ pub struct AppSetup {
     pub migrations: Migrations,
     /// False leaves `DJANGO_SECRET_KEY` unset: settings raise and gunicorn never serves.
     pub secret_key: bool,
+    /// `DJANGO_SECURE_SSL_REDIRECT=1`: http redirects to https, except the health paths.
+    pub ssl_redirect: bool,
+    /// Serve HTTPS (gunicorn's TLS) with a self-signed certificate made for the test.
+    pub tls: bool,
 }
 
 impl Default for AppSetup {
@@ -437,9 +658,30 @@ impl Default for AppSetup {
             allowed_hosts: None,
             migrations: Migrations::Applied,
             secret_key: true,
+            ssl_redirect: false,
+            tls: false,
         }
     }
 }
+
+/// Writes a self-signed certificate and its key (argv[1], argv[2]) with `cryptography`,
+/// which moto already installs.
+const SELF_SIGNED: &str = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example.com")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+open(sys.argv[1], "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+open(sys.argv[2], "wb").write(key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+"#;
 
 /// The example Django app under gunicorn, bound to the instance's private IP.
 pub struct DjangoApp {
@@ -505,6 +747,24 @@ impl DjangoApp {
         );
         if !setup.secret_key {
             cmd.env_remove("DJANGO_SECRET_KEY");
+        }
+        if setup.ssl_redirect {
+            cmd.env("DJANGO_SECURE_SSL_REDIRECT", "1");
+        }
+        if setup.tls {
+            let (cert, key) = (
+                app.dir.path().join("cert.pem"),
+                app.dir.path().join("key.pem"),
+            );
+            let status = Command::new(python())
+                .arg("-c")
+                .arg(SELF_SIGNED)
+                .arg(&cert)
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(status.success(), "could not make a self-signed certificate");
+            cmd.arg("--certfile").arg(cert).arg("--keyfile").arg(key);
         }
         app.child = cmd.spawn().expect("start gunicorn");
         if setup.secret_key {
