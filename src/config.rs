@@ -70,6 +70,10 @@ pub struct GateConfig {
     pub body_limit_bytes: usize,
     /// Whether each of the group's target groups' health checks is run by the gate too.
     pub target_group_checks: bool,
+    /// Text the deep health body must contain, besides a matching status.
+    pub body_contains: Option<String>,
+    /// `path=value`: a field the deep health body's JSON must hold, besides a matching status.
+    pub body_json: Option<String>,
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
     pub validation_target_group_arn: Option<String>,
@@ -97,6 +101,8 @@ impl Default for GateConfig {
             body_limit_bytes: 64 * 1024,
             target_group_checks: true,
             validation_target_group_arn: None,
+            body_contains: None,
+            body_json: None,
         }
     }
 }
@@ -208,6 +214,20 @@ pub const SETTINGS: &[Setting] = &[
         unit: "bytes 0-1048576",
         default: "65536",
         doc: "most bytes of a response body read",
+    },
+    Setting {
+        key: "body_contains",
+        env: "LAUNCH_GATE_BODY_CONTAINS",
+        unit: "text",
+        default: "(none)",
+        doc: "text the deep health body must contain, besides a matching status",
+    },
+    Setting {
+        key: "body_json",
+        env: "LAUNCH_GATE_BODY_JSON",
+        unit: "path=value",
+        default: "(none)",
+        doc: "a field of the deep health body's JSON, such as status=pass, besides a matching status",
     },
     Setting {
         key: "target_group_checks",
@@ -402,6 +422,20 @@ impl GateConfig {
                 }
             }
             "body_limit_bytes" => self.body_limit_bytes = int(v, 0, 1_048_576)? as usize,
+            "body_contains" => {
+                if v.len() > 1024 {
+                    return Err("must be at most 1024 bytes".into());
+                }
+                self.body_contains = (!v.is_empty()).then(|| v.to_owned());
+            }
+            "body_json" => {
+                if v.is_empty() {
+                    self.body_json = None;
+                } else {
+                    crate::probe::BodyExpectation::json_field(v)?;
+                    self.body_json = Some(v.to_owned());
+                }
+            }
             "target_group_checks" => {
                 self.target_group_checks = match v {
                     "on" | "true" => true,
@@ -432,6 +466,22 @@ impl GateConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The deep probe's conditions on the body: `body_contains` and `body_json`.
+    pub fn body_expectations(&self) -> Vec<crate::probe::BodyExpectation> {
+        let mut expect = Vec::new();
+        if let Some(text) = &self.body_contains {
+            expect.push(crate::probe::BodyExpectation::Contains(text.clone()));
+        }
+        if let Some(field) = self
+            .body_json
+            .as_deref()
+            .and_then(|f| crate::probe::BodyExpectation::json_field(f).ok())
+        {
+            expect.push(field);
+        }
+        expect
     }
 
     /// The `Host` header for a probe of `ip`: the override, else `<ip>:<port>` as the ELB
@@ -570,6 +620,7 @@ mod tests {
                 "expected a target group ARN",
             ),
             (r#"{"target_group_checks": "maybe"}"#, "expected on or off"),
+            (r#"{"body_json": "status"}"#, "expected path=value"),
             (r#"{"health_port": 8.5}"#, "whole number"),
             ("port=8000", "must be a JSON object"),
             ("[1]", "not an object"),

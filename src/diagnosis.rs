@@ -85,6 +85,13 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
     }
     let status = outcome.status?;
     let seen = format!("GET {url} with Host: {} answered {status}", request.host);
+    if let Some(mismatch) = &outcome.body_mismatch {
+        return d(
+            "body_mismatch",
+            format!("{seen}, a passing status, but {mismatch}{}", snippet_suffix(&outcome.body)),
+            "The endpoint answers without reporting healthy: fix what its body reports, or correct the expected body (body_contains, body_json).".into(),
+        );
+    }
     match status {
         400 if host_is_ip(&request.host) => d(
             "host_rejected",
@@ -214,6 +221,7 @@ pub fn diagnose_target_health(
                 error: None,
                 location: None,
                 content_type: None,
+                body_mismatch: None,
                 body: String::new(),
             };
             diagnose(request, &outcome).and_then(with_context)
@@ -227,6 +235,7 @@ pub fn diagnose_target_health(
                 error: Some(ProbeError::Timeout { phase: "response" }),
                 location: None,
                 content_type: None,
+                body_mismatch: None,
                 body: String::new(),
             },
         )
@@ -349,6 +358,7 @@ mod tests {
             body_limit: 65536,
             matcher: "200".parse().unwrap(),
             user_agent: crate::probe::ELB_USER_AGENT,
+            expect: Vec::new(),
         }
     }
 
@@ -360,6 +370,7 @@ mod tests {
             error: None,
             location: location.map(str::to_owned),
             content_type: None,
+            body_mismatch: None,
             body: body.into(),
         }
     }
@@ -412,6 +423,20 @@ mod tests {
         let mut passed = answered(200, "", None);
         passed.passed = true;
         assert_eq!(diagnose(&request(), &passed), None);
+    }
+
+    #[test]
+    fn a_body_that_does_not_report_healthy_is_named() {
+        let mut o = answered(200, r#"{"status": "degraded"}"#, None);
+        o.body_mismatch = Some("the JSON field status is \"degraded\", not \"pass\"".into());
+        let d = diagnose(&request(), &o).unwrap();
+        assert_eq!(d.code, "body_mismatch");
+        assert!(
+            d.summary
+                .contains("a passing status, but the JSON field status"),
+            "{}",
+            d.summary
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::config::{GateConfig, Mode, WarmPoolLaunch};
 use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
 use crate::event::{self, EventError, Ignored, LifecycleAction, Notification};
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
-use crate::probe::{ELB_USER_AGENT, GATE_USER_AGENT, ProbeRequest, Prober, Scheme};
+use crate::probe::{GATE_USER_AGENT, ProbeRequest, Prober, Scheme};
 use crate::record::{
     DecisionRecord, LastFailure, Outcome, ProbeRecord, TargetGroupRecord, ValidationRecord,
 };
@@ -240,6 +240,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             body_limit: config.body_limit_bytes,
             matcher: config.matcher.clone(),
             user_agent: GATE_USER_AGENT,
+            expect: config.body_expectations(),
         };
         record.private_ip = Some(ip.to_string());
         record.target = Some(deep.url());
@@ -354,7 +355,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             .filter(|tg| Some(&tg.arn) != config.validation_target_group_arn.as_ref())
         {
             let mut tg_record = TargetGroupRecord::new(tg);
-            match health_check_of(tg, ip, config.body_limit_bytes) {
+            match ProbeRequest::for_target_group(tg, ip, config.body_limit_bytes) {
                 Ok(request) => {
                     tg_record.target = Some(request.url());
                     targets.checks.push(Check {
@@ -401,7 +402,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 );
                 return Ok(None);
             }
-            let request = match health_check_of(tg, ip, config.body_limit_bytes) {
+            let request = match ProbeRequest::for_target_group(tg, ip, config.body_limit_bytes) {
                 Ok(r) => r,
                 Err(why) => {
                     handoff(
@@ -836,48 +837,6 @@ enum Round {
     ConfigurationError(String),
 }
 
-/// A target group's health check as the ELB sends it to a target registered on the
-/// target group's port at `ip`, or why the gate cannot run it.
-fn health_check_of(
-    tg: &TargetGroupSettings,
-    ip: IpAddr,
-    body_limit: usize,
-) -> Result<ProbeRequest, String> {
-    let scheme = match tg.health_check_protocol.as_str() {
-        "HTTP" => Scheme::Http,
-        "HTTPS" => Scheme::Https,
-        other => {
-            return Err(format!(
-                "its health check protocol {other} is not HTTP or HTTPS; skipped"
-            ));
-        }
-    };
-    let traffic_port = tg
-        .port
-        .ok_or_else(|| "it has no traffic port (a Lambda target group); skipped".to_owned())?;
-    let port = tg.health_check_port_for(traffic_port).ok_or_else(|| {
-        format!(
-            "its health check port {:?} is not a port number; skipped",
-            tg.health_check_port
-        )
-    })?;
-    let matcher = tg
-        .matcher
-        .parse()
-        .map_err(|e| format!("its {e}; skipped"))?;
-    Ok(ProbeRequest {
-        scheme,
-        ip,
-        port,
-        path: tg.health_check_path.clone(),
-        host: format!("{ip}:{port}"),
-        timeout: tg.health_check_timeout,
-        body_limit,
-        matcher,
-        user_agent: ELB_USER_AGENT,
-    })
-}
-
 /// The times that bound one gate.
 #[derive(Debug)]
 struct Clock {
@@ -962,6 +921,7 @@ mod tests {
                 passed,
                 latency_ms: 1,
                 error: (!passed).then_some(ProbeError::ConnectionRefused),
+                body_mismatch: None,
                 location: None,
                 content_type: None,
                 body: String::new(),
@@ -1054,6 +1014,7 @@ mod tests {
             Ok(Some(InstanceInfo {
                 state: self.state.into(),
                 private_ip: Some("10.0.1.23".parse().unwrap()),
+                group_name: Some("shop-web".into()),
             }))
         }
     }

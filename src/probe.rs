@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+use crate::aws::TargetGroupSettings;
 use crate::matcher::Matcher;
 
 /// The User-Agent of the gate's own probes of the deep health endpoint.
@@ -71,9 +72,123 @@ pub struct ProbeRequest {
     pub matcher: Matcher,
     /// The `User-Agent` header.
     pub user_agent: &'static str,
+    /// What the body must hold besides a matching status (the gate's deep probe only; an
+    /// ELB health check looks at the status alone).
+    pub expect: Vec<BodyExpectation>,
+}
+
+/// A condition on the body of a response whose status matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyExpectation {
+    /// The body contains this text.
+    Contains(String),
+    /// The body is JSON and the field at this dotted path (`status`,
+    /// `checks.database.status`) has this value (a string, or a number or boolean written
+    /// as JSON).
+    JsonField {
+        /// Dotted path of object keys.
+        path: String,
+        /// The expected value.
+        value: String,
+    },
+}
+
+impl BodyExpectation {
+    /// Parses `path=value` for [`BodyExpectation::JsonField`].
+    ///
+    /// # Errors
+    /// A message when there is no `=` or the path is empty.
+    pub fn json_field(text: &str) -> Result<Self, String> {
+        match text.split_once('=') {
+            Some((path, value)) if !path.trim().is_empty() => Ok(Self::JsonField {
+                path: path.trim().to_owned(),
+                value: value.trim().to_owned(),
+            }),
+            _ => Err("expected path=value, for example status=pass".into()),
+        }
+    }
+
+    /// `Ok` when `body` satisfies the condition, else what was found instead.
+    ///
+    /// # Errors
+    /// A sentence saying what the body lacks.
+    pub fn check(&self, body: &str) -> Result<(), String> {
+        match self {
+            Self::Contains(text) if body.contains(text.as_str()) => Ok(()),
+            Self::Contains(text) => Err(format!("the body does not contain {text:?}")),
+            Self::JsonField { path, value } => {
+                let json: serde_json::Value = serde_json::from_str(body)
+                    .map_err(|_| format!("the body is not JSON, so it has no field {path}"))?;
+                let found = path.split('.').try_fold(&json, |v, key| v.get(key));
+                match found {
+                    None => Err(format!("the JSON body has no field {path}")),
+                    Some(serde_json::Value::String(s)) if s == value => Ok(()),
+                    Some(v)
+                        if !v.is_string()
+                            && serde_json::from_str::<serde_json::Value>(value)
+                                .ok()
+                                .as_ref()
+                                == Some(v) =>
+                    {
+                        Ok(())
+                    }
+                    Some(v) => Err(format!("the JSON field {path} is {v}, not {value:?}")),
+                }
+            }
+        }
+    }
 }
 
 impl ProbeRequest {
+    /// A target group's health check as the ELB sends it to a target registered on the
+    /// target group's port at `ip`: its protocol, port (`traffic-port` is the target
+    /// group's port), path, matcher and timeout, `Host: <ip>:<port>`, the ELB's User-Agent.
+    ///
+    /// # Errors
+    /// Why the gate cannot run it: a protocol other than HTTP or HTTPS, no traffic port
+    /// (a Lambda target group), or a matcher outside HTTP codes (gRPC).
+    pub fn for_target_group(
+        tg: &TargetGroupSettings,
+        ip: IpAddr,
+        body_limit: usize,
+    ) -> Result<Self, String> {
+        let scheme = match tg.health_check_protocol.as_str() {
+            "HTTP" => Scheme::Http,
+            "HTTPS" => Scheme::Https,
+            other => {
+                return Err(format!(
+                    "its health check protocol {other} is not HTTP or HTTPS; skipped"
+                ));
+            }
+        };
+        let traffic_port = tg
+            .port
+            .ok_or_else(|| "it has no traffic port (a Lambda target group); skipped".to_owned())?;
+        let port = tg.health_check_port_for(traffic_port).ok_or_else(|| {
+            format!(
+                "its health check port {:?} is not a port number; skipped",
+                tg.health_check_port
+            )
+        })?;
+        let matcher = tg
+            .matcher
+            .parse()
+            .map_err(|e| format!("its {e}; skipped"))?;
+        Ok(Self {
+            scheme,
+            ip,
+            port,
+            path: tg.health_check_path.clone(),
+            host: format!("{ip}:{port}"),
+            timeout: tg.health_check_timeout,
+            body_limit,
+            matcher,
+            user_agent: ELB_USER_AGENT,
+            expect: Vec::new(),
+        })
+    }
+
     /// `http://ip:port/path` (or `https://`), for records and messages.
     pub fn url(&self) -> String {
         let scheme = match self.scheme {
@@ -149,6 +264,9 @@ pub struct ProbeOutcome {
     /// The `Content-Type` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// Why the body fails an expectation, when the status matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_mismatch: Option<String>,
     /// The first `body_limit` bytes of the body, lossily decoded as UTF-8.
     #[serde(skip)]
     pub body: String,
@@ -251,18 +369,28 @@ impl Prober for HttpProber {
         let result = self.exchange(request, deadline).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok(r) => ProbeOutcome {
-                passed: request.matcher.matches(r.status),
-                status: Some(r.status),
-                latency_ms,
-                error: None,
-                location: r.location,
-                content_type: r.content_type,
-                body: r.body,
-            },
+            Ok(r) => {
+                let status_ok = request.matcher.matches(r.status);
+                let body_mismatch = if status_ok {
+                    request.expect.iter().find_map(|e| e.check(&r.body).err())
+                } else {
+                    None
+                };
+                ProbeOutcome {
+                    passed: status_ok && body_mismatch.is_none(),
+                    body_mismatch,
+                    status: Some(r.status),
+                    latency_ms,
+                    error: None,
+                    location: r.location,
+                    content_type: r.content_type,
+                    body: r.body,
+                }
+            }
             Err(Failure { error, status }) => ProbeOutcome {
                 status,
                 passed: false,
+                body_mismatch: None,
                 latency_ms,
                 error: Some(error),
                 location: None,
@@ -377,9 +505,11 @@ where
     };
     let location = header(LOCATION);
     let content_type = header(CONTENT_TYPE);
+    // The whole body must arrive within the timeout, as for the ELB; only the first
+    // `body_limit` bytes are kept. An endless or trickling body is a timeout.
     let mut body = response.into_body();
     let mut buf = Vec::new();
-    while buf.len() < request.body_limit {
+    loop {
         match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
                 return Err(Failure {
@@ -396,7 +526,7 @@ where
             }
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let room = request.body_limit - buf.len();
+                    let room = request.body_limit.saturating_sub(buf.len());
                     buf.extend_from_slice(&data[..data.len().min(room)]);
                 }
             }
@@ -471,6 +601,7 @@ mod tests {
             body_limit: 16,
             matcher: "200".parse().unwrap(),
             user_agent: GATE_USER_AGENT,
+            expect: Vec::new(),
         }
     }
 
@@ -530,6 +661,31 @@ mod tests {
         let outcome = HttpProber::new().probe(&request(addr)).await;
         assert!(outcome.passed);
         assert_eq!(outcome.body, "0123456789012345");
+    }
+
+    #[tokio::test]
+    async fn body_expectations_fail_a_matching_status() {
+        let body = br#"HTTP/1.1 200 OK
+Content-Length: 37
+
+{"status": "degraded", "version": 12}"#;
+        let mut r = request(serve(body).await.0);
+        r.body_limit = 1024;
+        r.expect = vec![BodyExpectation::json_field("status=pass").unwrap()];
+        let outcome = HttpProber::new().probe(&r).await;
+        assert!(!outcome.passed);
+        assert_eq!(
+            outcome.body_mismatch.as_deref(),
+            Some("the JSON field status is \"degraded\", not \"pass\"")
+        );
+
+        let mut r = request(serve(body).await.0);
+        r.body_limit = 1024;
+        r.expect = vec![
+            BodyExpectation::json_field("version=12").unwrap(),
+            BodyExpectation::Contains("degraded".into()),
+        ];
+        assert!(HttpProber::new().probe(&r).await.passed);
     }
 
     #[tokio::test]

@@ -248,6 +248,15 @@ pub struct DecisionRecord {
     pub time_to_decision_ms: u64,
 }
 
+/// The CloudWatch namespace of the gate's metrics.
+pub const METRIC_NAMESPACE: &str = "LaunchGate";
+
+fn now_epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How many probes a record keeps.
 pub const MAX_PROBES_KEPT: usize = 200;
 
@@ -295,7 +304,8 @@ impl DecisionRecord {
         self.probes.push(probe);
     }
 
-    /// Writes the record to standard output as one JSON line.
+    /// Writes the record, then its metrics in CloudWatch Embedded Metric Format, to
+    /// standard output, one JSON line each.
     pub fn emit(&self) {
         match serde_json::to_string(self) {
             Ok(line) => println!("{line}"),
@@ -303,6 +313,45 @@ impl DecisionRecord {
                 tracing::error!(cause = %e, instance_id = %self.instance_id, "cannot serialise the decision record")
             }
         }
+        println!("{}", self.metrics(now_epoch_ms()));
+    }
+
+    /// The decision's metrics as one CloudWatch Embedded Metric Format document
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>),
+    /// namespace [`METRIC_NAMESPACE`]: `Decisions` (count), `TimeToDecision`
+    /// (milliseconds) and `ProbesPerDecision` (count), by `Verdict`, by `Verdict` and
+    /// `Cause`, and by `AutoScalingGroupName` and `Verdict`. `Verdict` is the result sent
+    /// (`CONTINUE`, `ABANDON`), or the outcome when nothing was sent (`handed_off`, ...);
+    /// `Cause` is the cause code, or `none`.
+    pub fn metrics(&self, timestamp_ms: u64) -> serde_json::Value {
+        let verdict = match (self.outcome, self.result) {
+            (Outcome::Completed, Some(r)) => r.as_str().to_owned(),
+            (outcome, _) => serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [["Verdict"], ["Verdict", "Cause"], ["AutoScalingGroupName", "Verdict"]],
+                    "Metrics": [
+                        {"Name": "Decisions", "Unit": "Count"},
+                        {"Name": "TimeToDecision", "Unit": "Milliseconds"},
+                        {"Name": "ProbesPerDecision", "Unit": "Count"},
+                    ],
+                }],
+            },
+            "Verdict": verdict,
+            "Cause": self.cause.as_ref().map_or("none", |c| c.code),
+            "AutoScalingGroupName": self.group_name,
+            "Decisions": 1,
+            "TimeToDecision": self.time_to_decision_ms,
+            "ProbesPerDecision": self.probe_count,
+            "InstanceId": self.instance_id,
+        })
     }
 }
 
@@ -322,6 +371,48 @@ pub fn body_snippet(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_are_embedded_metric_format() {
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../events/launch.json")).unwrap();
+        let action = match crate::event::parse(&event).unwrap().remove(0) {
+            crate::event::Notification::Launch(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let mut r = DecisionRecord::new(&action);
+        r.outcome = Outcome::Completed;
+        r.result = Some(LifecycleActionResult::Abandon);
+        r.time_to_decision_ms = 3026;
+        r.probe_count = 4;
+        r.cause = Some(Diagnosis {
+            code: "host_rejected",
+            summary: String::new(),
+            fix: String::new(),
+            target_group: None,
+            elb_reason: None,
+        });
+        let m = r.metrics(1_795_251_600_000);
+        let directive = &m["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "LaunchGate");
+        // every dimension and metric the directive names is a member of the document
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for d in set.as_array().unwrap() {
+                assert!(m[d.as_str().unwrap()].is_string(), "{d}");
+            }
+        }
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(m[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
+        }
+        assert_eq!(
+            (m["Verdict"].as_str(), m["Cause"].as_str()),
+            (Some("ABANDON"), Some("host_rejected"))
+        );
+        assert_eq!(m["TimeToDecision"], 3026);
+        r.outcome = Outcome::HandedOff;
+        r.result = None;
+        assert_eq!(r.metrics(0)["Verdict"], "handed_off");
+    }
 
     #[test]
     fn snippets_are_clean_and_short() {

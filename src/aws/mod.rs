@@ -41,6 +41,8 @@ pub struct InstanceInfo {
     pub state: String,
     /// `PrivateIpAddress`, absent before the network interface is attached.
     pub private_ip: Option<IpAddr>,
+    /// The Auto Scaling group, from the instance's `aws:autoscaling:groupName` tag.
+    pub group_name: Option<String>,
 }
 
 impl InstanceInfo {

@@ -162,6 +162,12 @@ impl Instances for SdkAws {
             private_ip: instance
                 .private_ip_address()
                 .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            group_name: instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("aws:autoscaling:groupName"))
+                .and_then(|t| t.value())
+                .map(str::to_owned),
         }))
     }
 }
