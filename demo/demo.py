@@ -177,7 +177,7 @@ class Demo:
     def start_app(self, ip: str, allowed_hosts: str, name: str) -> None:
         db = Path(self.tmp.name) / f"{name}.sqlite3"
         env = dict(os.environ, DJANGO_SECRET_KEY="demo-only", DJANGO_DB_PATH=str(db),
-                   DJANGO_ALLOWED_HOSTS=allowed_hosts)
+                   DJANGO_ALLOWED_HOSTS=allowed_hosts, SHOP_CURRENCY="EUR")
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=APP_DIR, env=env, check=True)
         self.spawn(
             [sys.executable, "-m", "gunicorn", "shop.wsgi", "--workers", "1", "--bind", f"{ip}:{self.app_port}"],

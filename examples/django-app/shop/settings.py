@@ -8,6 +8,7 @@
 | IMDS_ENDPOINT | the metadata service, default `http://169.254.169.254` |
 | DJANGO_DB_PATH | the SQLite database file |
 | DJANGO_SECURE_SSL_REDIRECT | `1`: redirect http to https, except the health paths |
+| SHOP_CURRENCY | the currency prices are shown in; the home page fails without it (while /ping still answers 200) |
 """
 import os
 from pathlib import Path
@@ -38,6 +39,16 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "catalog",
 ]
+try:  # optional: the same checks through django-health-check, at /ht/
+    import health_check  # noqa: F401
+
+    INSTALLED_APPS.append("health_check")
+except ImportError:  # pragma: no cover
+    pass
+
+# Read when a page is rendered, not at start-up: a release that forgets it starts fine,
+# answers /ping, and serves 500 pages.
+SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

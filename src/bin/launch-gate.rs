@@ -1,0 +1,316 @@
+//! `launch-gate`: the gate's probe and diagnosis from a terminal or a pipeline.
+//!
+//! ```text
+//! launch-gate probe --ip 10.0.1.23 --port 8000 --path /health [--host HOST] [--matcher 200-299] [--timeout 5s] [--json]
+//! launch-gate probe --instance-id i-0abc... [--region eu-west-1] [--target-groups]
+//! ```
+//!
+//! Exit status: 0 healthy, 1 unhealthy, 2 usage or configuration error.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use aws_config::{BehaviorVersion, Region};
+use clap::{Args, Parser, Subcommand};
+use futures::future::join_all;
+use launch_gate::aws::sdk::SdkAws;
+use launch_gate::aws::{AutoScalingGroups, Instances, TargetGroups};
+use launch_gate::config::GateConfig;
+use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
+use launch_gate::probe::{GATE_USER_AGENT, HttpProber, ProbeOutcome, ProbeRequest, Prober, Scheme};
+use launch_gate::record::body_snippet;
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "launch-gate",
+    version,
+    about = "Probe an instance the way the load balancer and launch-gate will"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send the health check as the ELB sends it, and say what is wrong and how to fix it.
+    Probe(ProbeArgs),
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// The instance's private IP.
+    #[arg(
+        long,
+        required_unless_present = "instance_id",
+        conflicts_with = "instance_id"
+    )]
+    ip: Option<IpAddr>,
+    /// Resolve the private IP with DescribeInstances (AWS credentials from the usual chain).
+    #[arg(long)]
+    instance_id: Option<String>,
+    /// AWS Region for --instance-id (default: the SDK's: AWS_REGION, the profile).
+    #[arg(long)]
+    region: Option<String>,
+    /// Also run every health check of the instance's Auto Scaling group's target groups.
+    #[arg(long)]
+    target_groups: bool,
+    /// Port of the health endpoint.
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Path (and query) of the health endpoint.
+    #[arg(long, default_value = "/health")]
+    path: String,
+    /// Host header (default: <ip>:<port>, as the ELB sends it).
+    #[arg(long)]
+    host: Option<String>,
+    /// Status codes that pass, ELB syntax: 200, 200,204, 200-299.
+    #[arg(long, default_value = "200")]
+    matcher: String,
+    /// Time allowed for the whole probe: 5s, 5, 1m (whole seconds, 1-120).
+    #[arg(long, default_value = "5s", value_parser = seconds)]
+    timeout: u64,
+    /// Text the body must contain.
+    #[arg(long)]
+    body_contains: Option<String>,
+    /// A field the JSON body must hold: path=value, for example status=pass.
+    #[arg(long)]
+    body_json: Option<String>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn seconds(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 5s"))?;
+    match unit {
+        "s" => Ok(n),
+        "m" => Ok(n * 60),
+        _ => Err(format!("{text:?}: use whole seconds (5s) or minutes (1m)")),
+    }
+}
+
+/// One check's result, as printed.
+#[derive(Serialize)]
+struct CheckResult {
+    check: String,
+    url: String,
+    host: String,
+    passed: bool,
+    #[serde(flatten)]
+    outcome: ProbeOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<Diagnosis>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    body_snippet: String,
+}
+
+enum Failure {
+    /// A usage or configuration error: exit 2.
+    Config(String),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let Command::Probe(args) = Cli::parse().command;
+    match probe(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(Failure::Config(message)) => {
+            eprintln!("launch-gate: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
+    if args.target_groups && args.instance_id.is_none() {
+        return Err(Failure::Config(
+            "--target-groups needs --instance-id (the target groups are the instance's group's)"
+                .into(),
+        ));
+    }
+    // The gate's own settings validation, so the CLI accepts exactly what the gate does.
+    let settings = json!({
+        "health_path": args.path,
+        "health_port": args.port,
+        "matcher": args.matcher,
+        "probe_timeout_seconds": args.timeout,
+        "interval_seconds": args.timeout,
+        "host_header": args.host,
+        "body_contains": args.body_contains,
+        "body_json": args.body_json,
+    });
+    let config = GateConfig::default()
+        .with_metadata(Some(&settings.to_string()))
+        .map_err(|e| {
+            Failure::Config(e.to_string().replace("NotificationMetadata key", "option"))
+        })?;
+
+    let (ip, target_groups) = match (&args.ip, &args.instance_id) {
+        (Some(ip), _) => (*ip, Vec::new()),
+        (None, Some(id)) => {
+            resolve(
+                id,
+                args.region.clone(),
+                args.target_groups,
+                config.body_limit_bytes,
+            )
+            .await?
+        }
+        (None, None) => return Err(Failure::Config("give --ip or --instance-id".into())),
+    };
+    let deep = ProbeRequest {
+        scheme: Scheme::Http,
+        ip,
+        port: config.health_port,
+        path: config.health_path.clone(),
+        host: config.host_for(ip),
+        timeout: config.probe_timeout,
+        body_limit: config.body_limit_bytes,
+        matcher: config.matcher.clone(),
+        user_agent: GATE_USER_AGENT,
+        expect: config.body_expectations(),
+    };
+    let mut checks = vec![("deep health".to_owned(), None, deep)];
+    checks.extend(
+        target_groups
+            .into_iter()
+            .map(|(name, r)| (format!("target group {name}"), Some(name), r)),
+    );
+
+    let prober = HttpProber::new();
+    let outcomes = join_all(checks.iter().map(|(_, _, r)| prober.probe(r))).await;
+    let results: Vec<CheckResult> = checks
+        .into_iter()
+        .zip(outcomes)
+        .map(|((label, tg, request), outcome)| CheckResult {
+            cause: match &tg {
+                None => diagnose(&request, &outcome),
+                Some(name) => diagnose_target_group(name, &request, &outcome),
+            },
+            check: label,
+            url: request.url(),
+            host: request.host.clone(),
+            passed: outcome.passed,
+            body_snippet: if outcome.passed {
+                String::new()
+            } else {
+                body_snippet(&outcome.body)
+            },
+            outcome,
+        })
+        .collect();
+    let healthy = results.iter().all(|r| r.passed);
+    if args.json {
+        println!("{}", json!({"healthy": healthy, "checks": results}));
+    } else {
+        print_text(healthy, &results);
+    }
+    Ok(healthy)
+}
+
+/// The instance's private IP and, when asked, its target groups' health checks.
+async fn resolve(
+    instance_id: &str,
+    region: Option<String>,
+    with_target_groups: bool,
+    body_limit: usize,
+) -> Result<(IpAddr, Vec<(String, ProbeRequest)>), Failure> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r));
+    }
+    let aws = SdkAws::new(&loader.load().await);
+    let aws_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
+    let info = aws
+        .describe_instance(instance_id)
+        .await
+        .map_err(aws_error)?
+        .ok_or_else(|| Failure::Config(format!("EC2 does not know the instance {instance_id}")))?;
+    let ip = info.private_ip.ok_or_else(|| {
+        Failure::Config(format!(
+            "the instance {instance_id} ({}) has no private IP",
+            info.state
+        ))
+    })?;
+    if !with_target_groups {
+        return Ok((ip, Vec::new()));
+    }
+    let group = info.group_name.ok_or_else(|| {
+        Failure::Config(format!("the instance {instance_id} is in no Auto Scaling group (no aws:autoscaling:groupName tag)"))
+    })?;
+    let arns = aws
+        .target_group_arns(&group)
+        .await
+        .map_err(aws_error)?
+        .ok_or_else(|| Failure::Config(format!("the Auto Scaling group {group} does not exist")))?;
+    if arns.is_empty() {
+        eprintln!("launch-gate: the group {group} has no target groups");
+        return Ok((ip, Vec::new()));
+    }
+    let mut checks = Vec::new();
+    for tg in aws.describe_target_groups(&arns).await.map_err(aws_error)? {
+        match ProbeRequest::for_target_group(&tg, ip, body_limit) {
+            Ok(request) => checks.push((tg.name, request)),
+            Err(why) => eprintln!("launch-gate: target group {}: {why}", tg.name),
+        }
+    }
+    Ok((ip, checks))
+}
+
+fn print_text(healthy: bool, results: &[CheckResult]) {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    println!(
+        "{}",
+        if healthy {
+            paint("1;32", "healthy")
+        } else {
+            paint("1;31", "unhealthy")
+        }
+    );
+    for r in results {
+        let mark = if r.passed {
+            paint("32", "pass")
+        } else {
+            paint("31", "FAIL")
+        };
+        let answer = match (&r.outcome.error, r.outcome.status) {
+            (Some(e), _) => e.to_string(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => "no answer".into(),
+        };
+        println!(
+            "  {mark}  {}: GET {} (Host: {}) -> {answer} in {} ms",
+            r.check, r.url, r.host, r.outcome.latency_ms
+        );
+        if let Some(location) = &r.outcome.location {
+            println!("        Location: {location}");
+        }
+        if let Some(c) = &r.cause {
+            println!(
+                "        {} {}",
+                paint("1", &format!("cause {}:", c.code)),
+                c.summary
+            );
+            println!("        {} {}", paint("1", "fix:"), c.fix);
+        }
+    }
+}
