@@ -74,6 +74,9 @@ pub struct GateConfig {
     pub body_contains: Option<String>,
     /// `path=value`: a field the deep health body's JSON must hold, besides a matching status.
     pub body_json: Option<String>,
+    /// The Auto Scaling groups the gate serves; a notification for another group is
+    /// acknowledged and ignored. `None` serves every group the rule delivers.
+    pub group_names: Option<Vec<String>>,
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
     pub validation_target_group_arn: Option<String>,
@@ -103,6 +106,7 @@ impl Default for GateConfig {
             validation_target_group_arn: None,
             body_contains: None,
             body_json: None,
+            group_names: None,
         }
     }
 }
@@ -230,6 +234,13 @@ pub const SETTINGS: &[Setting] = &[
         doc: "a field of the deep health body's JSON, such as status=pass, besides a matching status",
     },
     Setting {
+        key: "group_names",
+        env: "LAUNCH_GATE_GROUP_NAMES",
+        unit: "names, comma-separated; function only",
+        default: "(every group)",
+        doc: "the Auto Scaling groups served; notifications for others are ignored",
+    },
+    Setting {
         key: "target_group_checks",
         env: "LAUNCH_GATE_TARGET_GROUP_CHECKS",
         unit: "on | off",
@@ -244,6 +255,9 @@ pub const SETTINGS: &[Setting] = &[
         doc: "register the instance in this target group and wait for the load balancer's verdict",
     },
 ];
+
+/// Settings a hook's metadata cannot override.
+const ENV_ONLY: &[&str] = &["group_names"];
 
 /// A setting that is not valid. The message names the variable or key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -339,6 +353,12 @@ impl GateConfig {
         };
         let mut config = self.clone();
         for (key, value) in &object {
+            if ENV_ONLY.contains(&key.as_str()) {
+                return Err(ConfigError::Metadata {
+                    key: key.clone(),
+                    why: "it is set on the function, not per hook".into(),
+                });
+            }
             if !SETTINGS.iter().any(|s| s.key == key) {
                 return Err(ConfigError::UnknownKey {
                     key: key.clone(),
@@ -436,6 +456,18 @@ impl GateConfig {
                     self.body_json = Some(v.to_owned());
                 }
             }
+            "group_names" => {
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if names.iter().any(|n| n.len() > 255) {
+                    return Err("a group name is longer than 255 characters".into());
+                }
+                self.group_names = (!names.is_empty()).then_some(names);
+            }
             "target_group_checks" => {
                 self.target_group_checks = match v {
                     "on" | "true" => true,
@@ -466,6 +498,13 @@ impl GateConfig {
             )));
         }
         Ok(())
+    }
+
+    /// Whether the gate serves `group_name`.
+    pub fn serves(&self, group_name: &str) -> bool {
+        self.group_names
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == group_name))
     }
 
     /// The deep probe's conditions on the body: `body_contains` and `body_json`.
@@ -621,6 +660,10 @@ mod tests {
             ),
             (r#"{"target_group_checks": "maybe"}"#, "expected on or off"),
             (r#"{"body_json": "status"}"#, "expected path=value"),
+            (
+                r#"{"group_names": "web"}"#,
+                "set on the function, not per hook",
+            ),
             (r#"{"health_port": 8.5}"#, "whole number"),
             ("port=8000", "must be a JSON object"),
             ("[1]", "not an object"),
@@ -649,6 +692,24 @@ mod tests {
             );
             assert!(readme.contains(&row), "README.md lacks the row\n{row}");
         }
+    }
+
+    #[test]
+    fn the_sam_template_sets_only_known_variables() {
+        let template = include_str!("../template.yaml");
+        let mut seen = 0;
+        for (i, _) in template.match_indices("LAUNCH_GATE_") {
+            let name: String = template[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            assert!(
+                SETTINGS.iter().any(|s| s.env == name),
+                "template.yaml sets {name}, which the gate does not read"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 10, "the template passes the health settings");
     }
 
     #[test]
