@@ -104,6 +104,14 @@ pub enum Ignored {
         /// The group named in the message, if any.
         group_name: Option<String>,
     },
+    /// A launch lifecycle action of a group the gate does not serve
+    /// (`LAUNCH_GATE_GROUP_NAMES`).
+    NotServed {
+        /// The group.
+        group_name: String,
+        /// The instance.
+        instance_id: String,
+    },
     /// A lifecycle transition other than [`LAUNCHING`] (for example
     /// `autoscaling:EC2_INSTANCE_TERMINATING`), or another Auto Scaling event type.
     OtherTransition {

@@ -125,6 +125,14 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut actions = Vec::new();
         for n in notifications {
             match n {
+                Notification::Launch(a) if !self.config.serves(&a.group_name) => {
+                    let i = Ignored::NotServed {
+                        group_name: a.group_name,
+                        instance_id: a.instance_id,
+                    };
+                    warn!(notification = ?i, "a launch lifecycle action of a group this gate does not serve (LAUNCH_GATE_GROUP_NAMES); nothing completed");
+                    ignored.push(i);
+                }
                 Notification::Launch(a) => actions.push(a),
                 Notification::Ignored(i) => {
                     info!(notification = ?i, "acknowledged a notification that is not a launch lifecycle action; nothing to do");
