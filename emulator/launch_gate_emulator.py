@@ -321,6 +321,18 @@ def _expire_timeouts() -> None:
                     for action in list(getattr(backend, "lifecycle_actions", [])):
                         if not action.pending:
                             continue
+                        instance = backend.ec2_backend.get_instance_by_id(action.instance_id)
+                        if instance is not None and instance.state in ("shutting-down", "terminated"):
+                            # A held instance terminated from outside: its actions end.
+                            action.result, action.ended = "ABANDON", _now()
+                            action.ended_by = "InstanceTerminated"
+                            group = backend.autoscaling_groups.get(action.group_name)
+                            if group is not None:
+                                group.instance_states = [
+                                    s for s in group.instance_states
+                                    if s.instance.id != action.instance_id
+                                ]
+                            continue
                         now = _now()
                         if now >= action.global_deadline:
                             _end(backend, action, action.default_result, "GlobalTimeout")
@@ -462,7 +474,7 @@ def _fault_response(environ: dict[str, Any], start_response: Any, fault: dict[st
             "<RequestId>launch-gate-fault</RequestId></ErrorResponse>"
         )
     payload = body.encode()
-    reason = {500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request"}
+    reason = {500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request", 429: "Too Many Requests"}
     start_response(
         f"{fault['status']} {reason.get(fault['status'], 'Error')}",
         [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],

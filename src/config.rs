@@ -77,6 +77,8 @@ pub struct GateConfig {
     /// The Auto Scaling groups the gate serves; a notification for another group is
     /// acknowledged and ignored. `None` serves every group the rule delivers.
     pub group_names: Option<Vec<String>>,
+    /// The launch lifecycle hooks the scheduled sweep completes for (by name).
+    pub hook_names: Vec<String>,
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
     pub validation_target_group_arn: Option<String>,
@@ -107,6 +109,7 @@ impl Default for GateConfig {
             body_contains: None,
             body_json: None,
             group_names: None,
+            hook_names: vec!["launch-gate".to_owned()],
         }
     }
 }
@@ -241,6 +244,13 @@ pub const SETTINGS: &[Setting] = &[
         doc: "the Auto Scaling groups served; notifications for others are ignored",
     },
     Setting {
+        key: "hook_names",
+        env: "LAUNCH_GATE_HOOK_NAMES",
+        unit: "names, comma-separated; function only",
+        default: "launch-gate",
+        doc: "the launch lifecycle hooks the scheduled sweep gates held instances for",
+    },
+    Setting {
         key: "target_group_checks",
         env: "LAUNCH_GATE_TARGET_GROUP_CHECKS",
         unit: "on | off",
@@ -257,7 +267,7 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// Settings a hook's metadata cannot override.
-const ENV_ONLY: &[&str] = &["group_names"];
+const ENV_ONLY: &[&str] = &["group_names", "hook_names"];
 
 /// A setting that is not valid. The message names the variable or key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -467,6 +477,18 @@ impl GateConfig {
                     return Err("a group name is longer than 255 characters".into());
                 }
                 self.group_names = (!names.is_empty()).then_some(names);
+            }
+            "hook_names" => {
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if names.is_empty() || names.iter().any(|n| n.len() > 255) {
+                    return Err("expected 1 to 255 character hook names, comma-separated".into());
+                }
+                self.hook_names = names;
             }
             "target_group_checks" => {
                 self.target_group_checks = match v {

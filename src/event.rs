@@ -31,6 +31,8 @@ pub enum Delivery {
     Sqs,
     /// The bare Auto Scaling message, invoked directly.
     Direct,
+    /// Found by the scheduled sweep in `Pending:Wait` with no gate working on it.
+    Sweep,
 }
 
 /// Where an instance comes from or goes to in a lifecycle transition (EventBridge only).
@@ -66,7 +68,8 @@ impl Location {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LifecycleAction {
     /// `LifecycleActionToken`: identifies this action of this hook for this instance.
-    pub token: String,
+    /// `None` for an action found by the sweep, which completes by instance id.
+    pub token: Option<String>,
     /// `AutoScalingGroupName`.
     pub group_name: String,
     /// `LifecycleHookName`.
@@ -127,6 +130,9 @@ pub enum Ignored {
 /// One notification out of an event. SNS and SQS batches carry several.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
+    /// The scheduled sweep (an EventBridge `Scheduled Event`): find launches held by a
+    /// served hook that no gate works on, and gate them.
+    Sweep,
     /// A launch lifecycle action to gate.
     Launch(LifecycleAction),
     /// Acknowledged and ignored.
@@ -242,6 +248,11 @@ pub fn parse(event: &Value) -> Result<Vec<Notification>, EventError> {
 
 fn parse_eventbridge(event: &Map<String, Value>) -> Result<Notification, EventError> {
     let source = required_str(event, "", "source")?;
+    if source == "aws.events"
+        && event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+    {
+        return Ok(Notification::Sweep);
+    }
     if source != "aws.autoscaling" {
         return Err(EventError::UnexpectedSource {
             source_name: truncate(source),
@@ -399,7 +410,7 @@ fn parse_message(
         None => optional_str(m, at, "Time")?.map(str::to_owned),
     };
     Ok(Notification::Launch(LifecycleAction {
-        token: token.to_owned(),
+        token: Some(token.to_owned()),
         group_name,
         hook_name,
         instance_id: instance_id.to_owned(),
@@ -518,12 +529,22 @@ mod tests {
         assert_eq!(a.instance_id, "i-0123456789abcdef0");
         assert_eq!(a.group_name, "shop-web");
         assert_eq!(a.hook_name, "launch-gate");
-        assert_eq!(a.token, "c613620e-07e2-4ed2-a9e2-ef8258911ade");
+        assert_eq!(
+            a.token.as_deref(),
+            Some("c613620e-07e2-4ed2-a9e2-ef8258911ade")
+        );
         assert_eq!(a.origin, Some(Location::EC2));
         assert_eq!(a.destination, Some(Location::AutoScalingGroup));
         assert_eq!(a.delivery, Delivery::EventBridge);
         assert_eq!(a.sent_at.as_deref(), Some("2026-11-21T09:00:00Z"));
         assert!(!a.is_warm_pool_entry());
+    }
+
+    #[test]
+    fn a_scheduled_event_is_the_sweep() {
+        let event: Value =
+            serde_json::from_str(include_str!("../events/sweep-schedule.json")).unwrap();
+        assert_eq!(parse(&event).unwrap(), vec![Notification::Sweep]);
     }
 
     #[test]

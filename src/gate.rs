@@ -31,6 +31,8 @@ use crate::record::{
 
 /// Time kept back from the invocation's deadline for the completion call and the record.
 pub const INVOCATION_RESERVE: Duration = Duration::from_secs(10);
+/// While checks fail, how often the gate looks whether the instance is going away.
+pub const INSTANCE_RECHECK: Duration = Duration::from_secs(10);
 /// How long the gate waits for EC2 to know a just-launched instance and its private IP.
 pub const RESOLVE_WAIT: Duration = Duration::from_secs(60);
 
@@ -119,6 +121,21 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         event: &Value,
         deadline: Option<Instant>,
     ) -> Result<InvocationSummary, GateError> {
+        self.handle_invocation(event, deadline, None).await
+    }
+
+    /// [`Gate::handle`] for the Lambda invocation `invocation_id` (its request id), which
+    /// the decision records carry: with duplicate deliveries, they show which invocation
+    /// decided.
+    ///
+    /// # Errors
+    /// As [`Gate::handle`].
+    pub async fn handle_invocation(
+        &self,
+        event: &Value,
+        deadline: Option<Instant>,
+        invocation_id: Option<&str>,
+    ) -> Result<InvocationSummary, GateError> {
         let notifications = event::parse(event)
             .inspect_err(|e| error!(error = %e, "rejected a malformed event; nothing completed"))?;
         let mut ignored = Vec::new();
@@ -134,13 +151,19 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     ignored.push(i);
                 }
                 Notification::Launch(a) => actions.push(a),
+                Notification::Sweep => actions.extend(self.sweep().await?),
                 Notification::Ignored(i) => {
                     info!(notification = ?i, "acknowledged a notification that is not a launch lifecycle action; nothing to do");
                     ignored.push(i);
                 }
             }
         }
-        let results = join_all(actions.iter().map(|a| self.gate(a, deadline))).await;
+        let results = join_all(
+            actions
+                .iter()
+                .map(|a| self.gate_invocation(a, deadline, invocation_id)),
+        )
+        .await;
         let mut decisions = Vec::new();
         let mut first_error = None;
         for r in results {
@@ -157,6 +180,61 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }
     }
 
+    /// The scheduled sweep: the launches of the served groups held in `Pending:Wait` by a
+    /// served hook, whose instance no gate claims (lifecycle events reach EventBridge best
+    /// effort, and some are lost). Each is claimed, then gated like a delivered event,
+    /// completing by instance id since its token is unknown.
+    ///
+    /// # Errors
+    /// [`GateError::Aws`] when listing or claiming fails after retries.
+    async fn sweep(&self) -> Result<Vec<LifecycleAction>, GateError> {
+        let Some(groups) = &self.config.group_names else {
+            warn!("the sweep needs LAUNCH_GATE_GROUP_NAMES, the groups to look at; nothing swept");
+            return Ok(Vec::new());
+        };
+        let now = epoch_seconds();
+        let mut found = Vec::new();
+        for group in groups {
+            let pending = self.aws.pending_instances(group).await?;
+            if pending.is_empty() {
+                continue;
+            }
+            for hook_name in &self.config.hook_names {
+                let Some(hook) = self.aws.describe_lifecycle_hook(group, hook_name).await? else {
+                    continue;
+                };
+                if hook.transition.as_deref() != Some(event::LAUNCHING) {
+                    continue;
+                }
+                for instance_id in &pending {
+                    let Some(info) = self.aws.describe_instance(instance_id).await? else {
+                        continue;
+                    };
+                    if info.is_gone() || info.claimed_until.is_some_and(|until| until > now) {
+                        continue;
+                    }
+                    self.aws
+                        .claim(instance_id, now + hook.heartbeat_timeout.as_secs())
+                        .await?;
+                    info!(instance_id = %instance_id, group = %group, hook = %hook_name, "the sweep found a held launch no gate works on; gating it");
+                    found.push(LifecycleAction {
+                        token: None,
+                        group_name: group.clone(),
+                        hook_name: hook_name.clone(),
+                        instance_id: instance_id.clone(),
+                        transition: event::LAUNCHING.to_owned(),
+                        notification_metadata: hook.notification_metadata.clone(),
+                        origin: None,
+                        destination: None,
+                        sent_at: None,
+                        delivery: event::Delivery::Sweep,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Gates one launch lifecycle action and emits its decision record.
     ///
     /// # Errors
@@ -166,8 +244,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         action: &LifecycleAction,
         deadline: Option<Instant>,
     ) -> Result<DecisionRecord, GateError> {
+        self.gate_invocation(action, deadline, None).await
+    }
+
+    async fn gate_invocation(
+        &self,
+        action: &LifecycleAction,
+        deadline: Option<Instant>,
+        invocation_id: Option<&str>,
+    ) -> Result<DecisionRecord, GateError> {
         let start = Instant::now();
         let mut record = DecisionRecord::new(action);
+        record.invocation_id = invocation_id.map(str::to_owned);
         let result = self.run(action, deadline, start, &mut record).await;
         record.time_to_decision_ms = start.elapsed().as_millis() as u64;
         if let Err(e) = &result {
@@ -230,6 +318,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             return Ok(());
         };
         record.hook = Some(hook.clone());
+        self.claim(action, &hook).await;
 
         let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(start));
         let age = action_age(action.sent_at.as_deref()).min(hook.heartbeat_timeout);
@@ -442,6 +531,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut samples = Vec::new();
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
+        let mut last_instance_check: Option<Instant> = None;
         let verdict = loop {
             let now = Instant::now();
             if now >= clock.wait_deadline {
@@ -481,6 +571,23 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                             passed: false,
                         });
                         last_failure = Some((diagnosis, failure, also));
+                        // A failing instance may be one that is going away: look, at most
+                        // every INSTANCE_RECHECK, and stop if it is.
+                        if last_instance_check.is_none_or(|t| now - t >= INSTANCE_RECHECK) {
+                            last_instance_check = Some(now);
+                            let info = self.aws.describe_instance(&w.action.instance_id).await?;
+                            if info.as_ref().is_none_or(|i| i.is_gone()) {
+                                record.outcome = Outcome::InstanceGone;
+                                record.reason = format!(
+                                    "the instance is {} while the gate waits: nothing to complete",
+                                    info.map_or_else(
+                                        || "no longer known to EC2".to_owned(),
+                                        |i| i.state
+                                    )
+                                );
+                                return Ok(None);
+                            }
+                        }
                     }
                     Round::Undetermined => {}
                     Round::ConfigurationError(why) => {
@@ -726,6 +833,9 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             Ok(ActionAnswer::Accepted) => {
                 record.heartbeats += 1;
                 clock.next_heartbeat = Instant::now() + clock.heartbeat_every;
+                if let Some(hook) = record.hook.clone() {
+                    self.claim(action, &hook).await;
+                }
                 true
             }
             Ok(ActionAnswer::NoActiveAction { message }) => {
@@ -740,6 +850,15 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 clock.next_heartbeat = Instant::now() + Duration::from_secs(5);
                 true
             }
+        }
+    }
+
+    /// Tags the instance as worked on until the next heartbeat is overdue, so the sweep
+    /// leaves it alone. A failure is logged and changes nothing else.
+    async fn claim(&self, action: &LifecycleAction, hook: &HookSettings) {
+        let until = epoch_seconds() + hook.heartbeat_timeout.as_secs();
+        if let Err(e) = self.aws.claim(&action.instance_id, until).await {
+            warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance as claimed; a sweep may gate it too");
         }
     }
 
@@ -873,6 +992,12 @@ impl Clock {
     }
 }
 
+fn epoch_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// How long ago Auto Scaling sent the notification (zero when unknown or in the future).
 fn action_age(sent_at: Option<&str>) -> Duration {
     use aws_sdk_autoscaling::primitives::{DateTime, DateTimeFormat};
@@ -965,6 +1090,8 @@ mod tests {
                 heartbeat_timeout: Duration::from_secs(60),
                 global_timeout: Duration::from_secs(6000),
                 default_result: "ABANDON".into(),
+                transition: Some(event::LAUNCHING.into()),
+                notification_metadata: None,
             }))
         }
         async fn record_heartbeat(&self, _: &LifecycleAction) -> Result<ActionAnswer, AwsError> {
@@ -989,6 +1116,9 @@ mod tests {
     }
 
     impl AutoScalingGroups for FakeAws {
+        async fn pending_instances(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            Ok(Vec::new())
+        }
         async fn target_group_arns(&self, _: &str) -> Result<Option<Vec<String>>, AwsError> {
             Ok(Some(Vec::new()))
         }
@@ -1018,11 +1148,15 @@ mod tests {
     }
 
     impl Instances for FakeAws {
+        async fn claim(&self, _: &str, _: u64) -> Result<(), AwsError> {
+            Ok(())
+        }
         async fn describe_instance(&self, _: &str) -> Result<Option<InstanceInfo>, AwsError> {
             Ok(Some(InstanceInfo {
                 state: self.state.into(),
                 private_ip: Some("10.0.1.23".parse().unwrap()),
                 group_name: Some("shop-web".into()),
+                claimed_until: None,
             }))
         }
     }

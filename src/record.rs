@@ -187,6 +187,8 @@ impl ValidationRecord {
 pub struct DecisionRecord {
     /// Always [`RECORD_TYPE`].
     pub record: &'static str,
+    /// The Lambda request id of the invocation that worked on it.
+    pub invocation_id: Option<String>,
     /// `EC2InstanceId`.
     pub instance_id: String,
     /// `AutoScalingGroupName`.
@@ -265,6 +267,7 @@ impl DecisionRecord {
     pub fn new(action: &LifecycleAction) -> Self {
         Self {
             record: RECORD_TYPE,
+            invocation_id: None,
             instance_id: action.instance_id.clone(),
             group_name: action.group_name.clone(),
             hook_name: action.hook_name.clone(),

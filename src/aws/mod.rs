@@ -43,7 +43,15 @@ pub struct InstanceInfo {
     pub private_ip: Option<IpAddr>,
     /// The Auto Scaling group, from the instance's `aws:autoscaling:groupName` tag.
     pub group_name: Option<String>,
+    /// Until when a gate works on this instance (seconds since the Unix epoch), from its
+    /// [`CLAIM_TAG`] tag.
+    pub claimed_until: Option<u64>,
 }
+
+/// The instance tag a gate writes while it works on the instance: the time (seconds
+/// since the Unix epoch) until which it will record a heartbeat. The sweep leaves claimed
+/// instances alone.
+pub const CLAIM_TAG: &str = "launch-gate:claimed-until";
 
 impl InstanceInfo {
     /// True once the instance is on its way out and no completion matters any more.
@@ -64,6 +72,11 @@ pub struct HookSettings {
     pub global_timeout: Duration,
     /// `DefaultResult`: `CONTINUE` or `ABANDON`, applied at a timeout.
     pub default_result: String,
+    /// `LifecycleTransition`.
+    pub transition: Option<String>,
+    /// `NotificationMetadata`, verbatim.
+    #[serde(skip)]
+    pub notification_metadata: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -105,6 +118,14 @@ pub trait Instances: Send + Sync {
         &self,
         instance_id: &str,
     ) -> impl Future<Output = Result<Option<InstanceInfo>, AwsError>> + Send;
+
+    /// Tags the instance with [`CLAIM_TAG`] = `until` (seconds since the Unix epoch):
+    /// `CreateTags`.
+    fn claim(
+        &self,
+        instance_id: &str,
+        until: u64,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// Auto Scaling lifecycle actions: `DescribeLifecycleHooks`,
@@ -190,6 +211,12 @@ pub trait AutoScalingGroups: Send + Sync {
         &self,
         group_name: &str,
     ) -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send;
+
+    /// The group's instances in `Pending:Wait` (held by a launch lifecycle hook).
+    fn pending_instances(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// Elastic Load Balancing target groups: `DescribeTargetGroups`, `RegisterTargets`,

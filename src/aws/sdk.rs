@@ -26,6 +26,27 @@ where
     }
 }
 
+/// The gate's SDK retry policy: adaptive mode (exponential backoff with jitter, and
+/// client-side rate limiting once AWS throttles), 6 attempts, backoff from 0.5 s up to
+/// 20 s. Throttling and 5xx answers are retried; a call that still fails is an
+/// [`AwsError`], never a verdict. ELB and EC2 describe calls are throttled per account
+/// (token buckets of 40-50, refilled at 10/s).
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::adaptive()
+        .with_max_attempts(6)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+/// The SDK configuration of the gate: the default chain (credentials, region,
+/// `AWS_ENDPOINT_URL`) with [`retry_config`].
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .load()
+        .await
+}
+
 /// Every port of [`crate::aws`] over the SDK's clients.
 #[derive(Debug, Clone)]
 pub struct SdkAws {
@@ -95,6 +116,8 @@ impl LifecycleActions for SdkAws {
                     heartbeat_timeout: Duration::from_secs(heartbeat),
                     global_timeout: Duration::from_secs(global),
                     default_result: h.default_result().unwrap_or("ABANDON").to_owned(),
+                    transition: h.lifecycle_transition().map(str::to_owned),
+                    notification_metadata: h.notification_metadata().map(str::to_owned),
                 }
             }))
     }
@@ -105,7 +128,7 @@ impl LifecycleActions for SdkAws {
             .record_lifecycle_action_heartbeat()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
-            .lifecycle_action_token(&action.token)
+            .set_lifecycle_action_token(action.token.clone())
             .instance_id(&action.instance_id)
             .send()
             .await
@@ -123,7 +146,7 @@ impl LifecycleActions for SdkAws {
             .complete_lifecycle_action()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
-            .lifecycle_action_token(&action.token)
+            .set_lifecycle_action_token(action.token.clone())
             .instance_id(&action.instance_id)
             .lifecycle_action_result(result.as_str())
             .send()
@@ -134,6 +157,22 @@ impl LifecycleActions for SdkAws {
 }
 
 impl Instances for SdkAws {
+    async fn claim(&self, instance_id: &str, until: u64) -> Result<(), AwsError> {
+        self.ec2
+            .create_tags()
+            .resources(instance_id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(super::CLAIM_TAG)
+                    .value(until.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("CreateTags", e))
+    }
+
     async fn describe_instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>, AwsError> {
         let out = match self
             .ec2
@@ -168,12 +207,21 @@ impl Instances for SdkAws {
                 .find(|t| t.key() == Some("aws:autoscaling:groupName"))
                 .and_then(|t| t.value())
                 .map(str::to_owned),
+            claimed_until: instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(super::CLAIM_TAG))
+                .and_then(|t| t.value())
+                .and_then(|v| v.parse().ok()),
         }))
     }
 }
 
-impl AutoScalingGroups for SdkAws {
-    async fn target_group_arns(&self, group_name: &str) -> Result<Option<Vec<String>>, AwsError> {
+impl SdkAws {
+    async fn describe_group(
+        &self,
+        group_name: &str,
+    ) -> Result<Option<aws_sdk_autoscaling::types::AutoScalingGroup>, AwsError> {
         let out = self
             .autoscaling
             .describe_auto_scaling_groups()
@@ -181,11 +229,31 @@ impl AutoScalingGroups for SdkAws {
             .send()
             .await
             .map_err(|e| aws_error("DescribeAutoScalingGroups", e))?;
-        let Some(group) = out
+        Ok(out
             .auto_scaling_groups()
             .iter()
             .find(|g| g.auto_scaling_group_name() == Some(group_name))
-        else {
+            .cloned())
+    }
+}
+
+impl AutoScalingGroups for SdkAws {
+    async fn pending_instances(&self, group_name: &str) -> Result<Vec<String>, AwsError> {
+        Ok(self
+            .describe_group(group_name)
+            .await?
+            .map(|g| {
+                g.instances()
+                    .iter()
+                    .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("Pending:Wait"))
+                    .filter_map(|i| i.instance_id().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn target_group_arns(&self, group_name: &str) -> Result<Option<Vec<String>>, AwsError> {
+        let Some(group) = self.describe_group(group_name).await? else {
             return Ok(None);
         };
         let mut arns: Vec<String> = group.target_group_arns().to_vec();

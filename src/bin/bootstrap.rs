@@ -1,7 +1,6 @@
 //! The Lambda function: reads its settings and builds its AWS clients once at cold start,
 //! then gates each lifecycle notification it is invoked with.
 
-use aws_config::BehaviorVersion;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
@@ -27,14 +26,18 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = GateConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = launch_gate::aws::sdk::load_config().await;
     let gate = Gate::new(config, HttpProber::new(), SdkAws::new(&sdk));
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);
-        gate.handle(&event.payload, Some(deadline))
-            .await
-            .map_err(Failed)
+        gate.handle_invocation(
+            &event.payload,
+            Some(deadline),
+            Some(&event.context.request_id),
+        )
+        .await
+        .map_err(Failed)
     }))
     .await
 }

@@ -227,7 +227,8 @@ async fn resolve(
     with_target_groups: bool,
     body_limit: usize,
 ) -> Result<(IpAddr, Vec<(String, ProbeRequest)>), Failure> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(launch_gate::aws::sdk::retry_config());
     if let Some(r) = region {
         loader = loader.region(Region::new(r));
     }

@@ -141,6 +141,12 @@ impl Emulator {
             .endpoint_url(&self.url)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            // The gate's own retry policy, with short backoffs so fault tests stay fast.
+            .retry_config(
+                launch_gate::aws::sdk::retry_config()
+                    .with_initial_backoff(Duration::from_millis(20))
+                    .with_max_backoff(Duration::from_millis(200)),
+            )
             .load()
             .await
     }
@@ -571,9 +577,16 @@ impl World {
         http_get_json(&format!("{}/_launch_gate/calls", self.emulator.url))
     }
 
-    /// Makes the emulator fail the next `count` calls of `operation` (-1: all).
+    /// Makes the emulator fail the next `count` calls of `operation` (-1: all) with 500
+    /// InternalFailure.
     pub fn inject_fault(&self, operation: &str, count: i64) {
-        let body = serde_json::json!({"operation": operation, "status": 500, "code": "InternalFailure", "count": count})
+        self.inject_fault_with(operation, 500, "InternalFailure", count);
+    }
+
+    /// Makes the emulator fail the next `count` calls of `operation` (-1: all) with this
+    /// HTTP status and AWS error code (`Throttling`, `RequestLimitExceeded`, ...).
+    pub fn inject_fault_with(&self, operation: &str, status: u16, code: &str, count: i64) {
+        let body = serde_json::json!({"operation": operation, "status": status, "code": code, "count": count})
             .to_string();
         let authority = self.emulator.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(authority).unwrap();
@@ -586,6 +599,16 @@ impl World {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         assert!(response.contains(" 200 "), "{response}");
+    }
+
+    /// Terminates the instance through EC2, as an operator or a spot interruption would.
+    pub async fn terminate_instance(&self) {
+        self.ec2
+            .terminate_instances()
+            .instance_ids(&self.instance_id)
+            .send()
+            .await
+            .unwrap();
     }
 
     /// The instance's EC2 state name (`pending`, `running`, `terminated`).
