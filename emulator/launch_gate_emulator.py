@@ -26,6 +26,7 @@ It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
 with its token, heartbeats, completions and the calls that failed;
 `GET /_launch_gate/calls` counts the API calls received, by operation;
+`GET /_launch_gate/invocations` lists Lambda's asynchronous `Invoke` calls, with payloads;
 `POST /_launch_gate/faults` with `{"operation": "DescribeTargetHealth", "status": 500,
 "code": "InternalFailure", "count": 3}` makes the next `count` calls of that operation
 fail (`count` -1: until `DELETE /_launch_gate/faults`).
@@ -40,6 +41,7 @@ import argparse
 import datetime
 import io
 import json
+import re
 import sys
 import threading
 import time
@@ -400,6 +402,8 @@ def install() -> None:
 
 _calls: dict[str, int] = {}
 _faults: dict[str, dict[str, Any]] = {}
+_invocations: list[dict[str, Any]] = []
+_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
 
 def _json(start_response: Any, status: str, value: Any) -> list[bytes]:
@@ -424,6 +428,9 @@ def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]
                 for a in getattr(backend, "lifecycle_actions", [])
             ]
         return _json(start_response, "200 OK", {"LifecycleActions": body})
+    if path == "/_launch_gate/invocations":
+        with _lock:
+            return _json(start_response, "200 OK", {"Invocations": list(_invocations)})
     if path == "/_launch_gate/calls":
         with _lock:
             return _json(start_response, "200 OK", dict(_calls))
@@ -506,6 +513,19 @@ def main(argv: list[str] | None = None) -> int:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO", "").startswith("/_launch_gate/"):
             return _extension_view(environ, start_response)
+        invoke = _INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        if invoke and environ.get("HTTP_X_AMZ_INVOCATION_TYPE") == "Event":
+            # Lambda's asynchronous Invoke: recorded, for the test to deliver as Lambda
+            # would, and accepted with 202 (moto would need Docker to run a function).
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            with _lock:
+                _calls["Invoke"] = _calls.get("Invoke", 0) + 1
+                _invocations.append(
+                    {"FunctionName": invoke.group(1), "Payload": json.loads(body or b"null")}
+                )
+            start_response("202 Accepted", [("Content-Length", "0")])
+            return [b""]
         operation = _operation(environ)
         if operation:
             with _lock:

@@ -11,7 +11,7 @@
 //! `autoscaling:TEST_NOTIFICATION` message sent when a hook's notification target is set).
 
 use aws_lambda_events::event::{sns::SnsEvent, sqs::SqsEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `LifecycleTransition` of a launch lifecycle hook.
@@ -20,7 +20,7 @@ pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
 pub const TEST_NOTIFICATION: &str = "autoscaling:TEST_NOTIFICATION";
 
 /// How a notification reached the gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// An EventBridge rule on `aws.autoscaling` events.
@@ -33,12 +33,14 @@ pub enum Delivery {
     Direct,
     /// Found by the scheduled sweep in `Pending:Wait` with no gate working on it.
     Sweep,
+    /// Handed over by an earlier invocation of the gate whose time ran out.
+    Continuation,
 }
 
 /// Where an instance comes from or goes to in a lifecycle transition (EventBridge only).
 /// Warm pools add `WarmPool`: `EC2 -> WarmPool` launches into the pool (the instance is
 /// stopped or hibernated right after), `WarmPool -> AutoScalingGroup` brings it in service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
     /// A new EC2 instance.
     EC2,
@@ -65,7 +67,8 @@ impl Location {
 
 /// One pending lifecycle action of a launching instance: what `CompleteLifecycleAction`
 /// and `RecordLifecycleActionHeartbeat` need, plus context for the decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LifecycleAction {
     /// `LifecycleActionToken`: identifies this action of this hook for this instance.
     /// `None` for an action found by the sweep, which completes by instance id.
@@ -127,9 +130,53 @@ pub enum Ignored {
     },
 }
 
+/// The key of the payload a gate hands to a fresh invocation of itself when its own
+/// invocation is about to end before a verdict.
+pub const CONTINUATION_KEY: &str = "launch-gate-continuation";
+
+/// One probe round's result, carried from one invocation to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarriedSample {
+    /// When the round started, milliseconds from the start of the first invocation's gate.
+    pub at_ms: u64,
+    /// Whether it passed.
+    pub passed: bool,
+}
+
+/// A wait handed over to a fresh invocation: everything the gate needs to go on as if
+/// it had never stopped. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Continuation {
+    /// Payload version, 1.
+    pub version: u32,
+    /// The lifecycle action.
+    pub action: LifecycleAction,
+    /// When the first invocation's gate started.
+    pub started_at_ms: u64,
+    /// When the whole wait ends (max wait and the hook's global timeout).
+    pub wait_deadline_ms: u64,
+    /// When the next heartbeat is due.
+    pub next_heartbeat_ms: u64,
+    /// The rounds so far (the last [`MAX_CARRIED_SAMPLES`]).
+    pub samples: Vec<CarriedSample>,
+    /// Probes sent by the earlier invocations.
+    pub probe_count: usize,
+    /// Heartbeats recorded by the earlier invocations.
+    pub heartbeats: u32,
+    /// How many invocations handed over before this one.
+    pub hop: u32,
+}
+
+/// Rounds carried to the next invocation: enough for any threshold (at most 10).
+pub const MAX_CARRIED_SAMPLES: usize = 32;
+
 /// One notification out of an event. SNS and SQS batches carry several.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
+    /// A wait handed over by an earlier invocation.
+    Continuation(Box<Continuation>),
     /// The scheduled sweep (an EventBridge `Scheduled Event`): find launches held by a
     /// served hook that no gate works on, and gate them.
     Sweep,
@@ -226,6 +273,23 @@ pub fn parse(event: &Value) -> Result<Vec<Notification>, EventError> {
             found: format!("a JSON {}", type_name(event)),
         });
     };
+    if let Some(c) = object.get(CONTINUATION_KEY) {
+        let c: Continuation =
+            serde_json::from_value(c.clone()).map_err(|e| EventError::Envelope {
+                kind: "continuation",
+                reason: e.to_string(),
+            })?;
+        if c.version != 1 || !is_instance_id(&c.action.instance_id) {
+            return Err(EventError::Envelope {
+                kind: "continuation",
+                reason: format!(
+                    "version {} for instance {:?} is not one this gate reads",
+                    c.version, c.action.instance_id
+                ),
+            });
+        }
+        return Ok(vec![Notification::Continuation(Box::new(c))]);
+    }
     if object.contains_key("detail-type") {
         return parse_eventbridge(object).map(|n| vec![n]);
     }

@@ -22,7 +22,10 @@ use crate::aws::{
 };
 use crate::config::{GateConfig, Mode, WarmPoolLaunch};
 use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
-use crate::event::{self, EventError, Ignored, LifecycleAction, Notification};
+use crate::event::{
+    self, CarriedSample, Continuation, EventError, Ignored, LifecycleAction, MAX_CARRIED_SAMPLES,
+    Notification,
+};
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
 use crate::probe::{GATE_USER_AGENT, ProbeRequest, Prober, Scheme};
 use crate::record::{
@@ -150,8 +153,11 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     warn!(notification = ?i, "a launch lifecycle action of a group this gate does not serve (LAUNCH_GATE_GROUP_NAMES); nothing completed");
                     ignored.push(i);
                 }
-                Notification::Launch(a) => actions.push(a),
-                Notification::Sweep => actions.extend(self.sweep().await?),
+                Notification::Launch(a) => actions.push((a, None)),
+                Notification::Sweep => {
+                    actions.extend(self.sweep().await?.into_iter().map(|a| (a, None)))
+                }
+                Notification::Continuation(c) => actions.push((c.action.clone(), Some(c))),
                 Notification::Ignored(i) => {
                     info!(notification = ?i, "acknowledged a notification that is not a launch lifecycle action; nothing to do");
                     ignored.push(i);
@@ -161,7 +167,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let results = join_all(
             actions
                 .iter()
-                .map(|a| self.gate_invocation(a, deadline, invocation_id)),
+                .map(|(a, c)| self.gate_invocation(a, c.as_deref(), deadline, invocation_id)),
         )
         .await;
         let mut decisions = Vec::new();
@@ -244,19 +250,26 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         action: &LifecycleAction,
         deadline: Option<Instant>,
     ) -> Result<DecisionRecord, GateError> {
-        self.gate_invocation(action, deadline, None).await
+        self.gate_invocation(action, None, deadline, None).await
     }
 
+    /// Gates one action, from its start or (`resume`) where an earlier invocation stopped.
     async fn gate_invocation(
         &self,
         action: &LifecycleAction,
+        resume: Option<&Continuation>,
         deadline: Option<Instant>,
         invocation_id: Option<&str>,
     ) -> Result<DecisionRecord, GateError> {
-        let start = Instant::now();
+        let start = resume.map_or_else(Instant::now, |c| instant_of(c.started_at_ms));
         let mut record = DecisionRecord::new(action);
         record.invocation_id = invocation_id.map(str::to_owned);
-        let result = self.run(action, deadline, start, &mut record).await;
+        if let Some(c) = resume {
+            record.hop = c.hop;
+            record.probe_count = c.probe_count;
+            record.heartbeats = c.heartbeats;
+        }
+        let result = self.run(action, resume, deadline, start, &mut record).await;
         record.time_to_decision_ms = start.elapsed().as_millis() as u64;
         if let Err(e) = &result {
             record.outcome = Outcome::HandedOff;
@@ -273,6 +286,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     async fn run(
         &self,
         action: &LifecycleAction,
+        resume: Option<&Continuation>,
         deadline: Option<Instant>,
         start: Instant,
         record: &mut DecisionRecord,
@@ -323,6 +337,10 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(start));
         let age = action_age(action.sent_at.as_deref()).min(hook.heartbeat_timeout);
         let mut clock = Clock::new(start, &config, &hook, age);
+        if let Some(c) = resume {
+            clock.wait_deadline = instant_of(c.wait_deadline_ms);
+            clock.next_heartbeat = instant_of(c.next_heartbeat_ms);
+        }
 
         let Some(ip) = self.resolve(action, record, &mut clock, handoff_at).await? else {
             return Ok(());
@@ -361,12 +379,22 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut wait = Wait {
             action,
             config: &config,
-            hook: &hook,
             policy,
             start,
             handoff_at,
             checks: &checks,
             validation: targets.validation.as_ref(),
+            carried: resume
+                .map(|c| {
+                    c.samples
+                        .iter()
+                        .map(|s| ProbeSample {
+                            at: Duration::from_millis(s.at_ms),
+                            passed: s.passed,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
 
         // The instance is registered in the validation target group for the wait only:
@@ -395,8 +423,14 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 }
             }
         }
-        let Some((verdict, reason)) = waited? else {
-            return Ok(());
+        let (verdict, reason) = match waited? {
+            WaitEnd::Verdict(verdict, reason) => (verdict, reason),
+            WaitEnd::Stopped => return Ok(()),
+            WaitEnd::InvocationEnding(samples) => {
+                return self
+                    .hand_over(action, record, &clock, start, &samples, &hook)
+                    .await;
+            }
         };
         let sent = match config.mode {
             Mode::Enforce => verdict,
@@ -526,9 +560,9 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         w: &mut Wait<'_>,
         record: &mut DecisionRecord,
         clock: &mut Clock,
-    ) -> Result<Option<(LifecycleActionResult, String)>, GateError> {
+    ) -> Result<WaitEnd, GateError> {
         let start = w.start;
-        let mut samples = Vec::new();
+        let mut samples = std::mem::take(&mut w.carried);
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
         let mut last_instance_check: Option<Instant> = None;
@@ -538,7 +572,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 break evaluate(&w.policy, &samples, now - start);
             }
             if !self.heartbeat_if_due(w.action, record, clock, now).await {
-                return Ok(None);
+                return Ok(WaitEnd::Stopped);
             }
             let probe_time = w
                 .checks
@@ -547,12 +581,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 .max()
                 .unwrap_or_default();
             if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
-                record.reason = format!(
-                    "the Lambda invocation ends before a verdict (after {} probes); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
-                    record.probe_count, w.hook.default_result
-                );
-                warn!(instance_id = %w.action.instance_id, "handing off to the hook's DefaultResult: the invocation is about to time out");
-                return Ok(None);
+                return Ok(WaitEnd::InvocationEnding(samples));
             }
             if now >= next_probe {
                 let round = self.round(w, record, now - start).await?;
@@ -585,7 +614,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                                         |i| i.state
                                     )
                                 );
-                                return Ok(None);
+                                return Ok(WaitEnd::Stopped);
                             }
                         }
                     }
@@ -595,7 +624,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                             "{why}; the lifecycle action is left to the hook's DefaultResult"
                         );
                         error!(instance_id = %w.action.instance_id, reason = %record.reason, "configuration error");
-                        return Ok(None);
+                        return Ok(WaitEnd::Stopped);
                     }
                 }
                 let verdict = evaluate(&w.policy, &samples, Instant::now() - start);
@@ -612,7 +641,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             }
             sleep_until(wake.max(Instant::now())).await;
         };
-        Ok(Some(match verdict {
+        let (result, reason) = match verdict {
             Verdict::Continue => (
                 LifecycleActionResult::Continue,
                 format!(
@@ -651,7 +680,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     AbandonReason::DeadlineExceeded { .. } => format!(
                         "no {} consecutive passing rounds within {} s",
                         w.config.healthy_threshold,
-                        (clock.wait_deadline - start).as_secs()
+                        whole_seconds(clock.wait_deadline - start)
                     ),
                 };
                 record.abandon_reason = Some(why);
@@ -669,7 +698,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 (LifecycleActionResult::Abandon, reason)
             }
             Verdict::Pending => unreachable!("the loop breaks only on a verdict"),
-        }))
+        };
+        Ok(WaitEnd::Verdict(result, reason))
     }
 
     /// One round: every check at once, and one `DescribeTargetHealth` of the validation
@@ -853,6 +883,67 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }
     }
 
+    /// Hands the wait to a fresh invocation of the gate (an asynchronous `Invoke` of its
+    /// own function with the state), since this one is about to end; or, when that is not
+    /// possible, leaves the action to the hook's `DefaultResult`, saying so.
+    async fn hand_over(
+        &self,
+        action: &LifecycleAction,
+        record: &mut DecisionRecord,
+        clock: &Clock,
+        start: Instant,
+        samples: &[ProbeSample],
+        hook: &HookSettings,
+    ) -> Result<(), GateError> {
+        let now = Instant::now();
+        let now_ms = epoch_millis();
+        let at_ms =
+            |i: Instant| now_ms.saturating_add(i.saturating_duration_since(now).as_millis() as u64);
+        let carried = samples[samples.len().saturating_sub(MAX_CARRIED_SAMPLES)..]
+            .iter()
+            .map(|s| CarriedSample {
+                at_ms: s.at.as_millis() as u64,
+                passed: s.passed,
+            })
+            .collect();
+        let mut handed = action.clone();
+        handed.delivery = event::Delivery::Continuation;
+        let continuation = Continuation {
+            version: 1,
+            action: handed,
+            started_at_ms: now_ms
+                .saturating_sub(now.saturating_duration_since(start).as_millis() as u64),
+            wait_deadline_ms: at_ms(clock.wait_deadline),
+            next_heartbeat_ms: at_ms(clock.next_heartbeat),
+            samples: carried,
+            probe_count: record.probe_count,
+            heartbeats: record.heartbeats,
+            hop: record.hop + 1,
+        };
+        let payload = serde_json::json!({ event::CONTINUATION_KEY: continuation });
+        match self.aws.continue_in_new_invocation(&payload).await {
+            Ok(()) => {
+                record.outcome = Outcome::Continued;
+                record.reason = format!(
+                    "the Lambda invocation ends before a verdict (after {} probes); the wait goes on in a new invocation (hop {}), until {} s after the gate started",
+                    record.probe_count,
+                    record.hop + 1,
+                    whole_seconds(clock.wait_deadline.saturating_duration_since(start))
+                );
+                info!(instance_id = %action.instance_id, hop = record.hop + 1, "handed the wait over to a new invocation");
+            }
+            Err(e) => {
+                record.outcome = Outcome::HandedOff;
+                record.reason = format!(
+                    "the Lambda invocation ends before a verdict (after {} probes) and the wait could not be handed to a new invocation ({e}); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
+                    record.probe_count, hook.default_result
+                );
+                warn!(instance_id = %action.instance_id, error = %e, "handing off to the hook's DefaultResult: the invocation is about to time out");
+            }
+        }
+        Ok(())
+    }
+
     /// Tags the instance as worked on until the next heartbeat is overdue, so the sweep
     /// leaves it alone. A failure is logged and changes nothing else.
     async fn claim(&self, action: &LifecycleAction, hook: &HookSettings) {
@@ -935,16 +1026,27 @@ struct Validation {
     request: ProbeRequest,
 }
 
+/// How the waiting loop ended.
+enum WaitEnd {
+    /// A verdict, and why.
+    Verdict(LifecycleActionResult, String),
+    /// Stopped without one; the record says why.
+    Stopped,
+    /// The invocation is about to end: the rounds so far, to hand over.
+    InvocationEnding(Vec<ProbeSample>),
+}
+
 /// What the waiting loop works with.
 struct Wait<'a> {
     action: &'a LifecycleAction,
     config: &'a GateConfig,
-    hook: &'a HookSettings,
     policy: HealthPolicy,
     start: Instant,
     handoff_at: Option<Instant>,
     checks: &'a [Check],
     validation: Option<&'a Validation>,
+    /// Rounds an earlier invocation handed over.
+    carried: Vec<ProbeSample>,
 }
 
 /// The result of one round of checks.
@@ -989,6 +1091,30 @@ impl Clock {
             next_heartbeat: start + heartbeat_every.saturating_sub(age),
             heartbeat_every,
         }
+    }
+}
+
+/// Seconds, rounded to the nearest: times carried across invocations in milliseconds
+/// lose a little, and "within 19 s" for a 20 s wait would mislead.
+fn whole_seconds(d: Duration) -> u64 {
+    (d.as_millis() as u64 + 500) / 1000
+}
+
+fn epoch_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The instant of a time given in milliseconds since the Unix epoch.
+fn instant_of(epoch_ms: u64) -> Instant {
+    let now = Instant::now();
+    let now_ms = epoch_millis();
+    if epoch_ms >= now_ms {
+        now + Duration::from_millis(epoch_ms - now_ms)
+    } else {
+        now.checked_sub(Duration::from_millis(now_ms - epoch_ms))
+            .unwrap_or(now)
     }
 }
 
@@ -1144,6 +1270,16 @@ mod tests {
             _: u16,
         ) -> Result<TargetHealth, AwsError> {
             unreachable!("no validation target group in these tests")
+        }
+    }
+
+    impl crate::aws::Continuations for FakeAws {
+        async fn continue_in_new_invocation(&self, _: &Value) -> Result<(), AwsError> {
+            Err(AwsError {
+                operation: "Invoke",
+                message: "no function in these tests".into(),
+                source: Box::new(std::io::Error::other("no function")),
+            })
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Outcome {
     HandedOff,
     /// The instance is shutting down or terminated: nothing to complete.
     InstanceGone,
+    /// The invocation was about to end before a verdict; the wait goes on in a fresh
+    /// invocation of the gate, which received the state.
+    Continued,
 }
 
 /// One probe, as recorded.
@@ -240,8 +243,10 @@ pub struct DecisionRecord {
     /// The validation target group, when one is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationRecord>,
-    /// `RecordLifecycleActionHeartbeat` calls accepted.
+    /// `RecordLifecycleActionHeartbeat` calls accepted (by this and earlier invocations).
     pub heartbeats: u32,
+    /// How many invocations handed this wait over before this one.
+    pub hop: u32,
     /// The hook's timeouts, when read.
     pub hook: Option<HookSettings>,
     /// The settings in force (defaults with the hook's `NotificationMetadata` applied).
@@ -292,6 +297,7 @@ impl DecisionRecord {
             target_groups_note: None,
             validation: None,
             heartbeats: 0,
+            hop: 0,
             hook: None,
             settings: None,
             time_to_decision_ms: 0,

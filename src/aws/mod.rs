@@ -254,7 +254,20 @@ pub trait TargetGroups: Send + Sync {
     ) -> impl Future<Output = Result<TargetHealth, AwsError>> + Send;
 }
 
-/// Every port the gate uses.
-pub trait Aws: LifecycleActions + Instances + AutoScalingGroups + TargetGroups {}
+/// AWS Lambda: the gate's own function, invoked again to go on waiting.
+pub trait Continuations: Send + Sync {
+    /// Invokes this function asynchronously (`Invoke` with `InvocationType: Event`) with
+    /// `payload`.
+    fn continue_in_new_invocation(
+        &self,
+        payload: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
 
-impl<T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups> Aws for T {}
+/// Every port the gate uses.
+pub trait Aws:
+    LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations
+{
+}
+
+impl<T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations> Aws for T {}

@@ -7,8 +7,9 @@ use std::time::Duration;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use super::{
-    ActionAnswer, AutoScalingGroups, AwsError, HookSettings, InstanceInfo, Instances,
-    LifecycleActionResult, LifecycleActions, TargetGroupSettings, TargetGroups, TargetHealth,
+    ActionAnswer, AutoScalingGroups, AwsError, Continuations, HookSettings, InstanceInfo,
+    Instances, LifecycleActionResult, LifecycleActions, TargetGroupSettings, TargetGroups,
+    TargetHealth,
 };
 use crate::event::LifecycleAction;
 
@@ -53,6 +54,8 @@ pub struct SdkAws {
     autoscaling: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
     elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    lambda: aws_sdk_lambda::Client,
+    function_name: Option<String>,
 }
 
 impl SdkAws {
@@ -63,7 +66,42 @@ impl SdkAws {
             autoscaling: aws_sdk_autoscaling::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            function_name: None,
         }
+    }
+
+    /// The gate's own function, invoked again when a wait outlasts an invocation. In
+    /// Lambda it is `AWS_LAMBDA_FUNCTION_NAME`; without it, waits are handed off to the
+    /// hook's `DefaultResult` instead.
+    pub fn with_function_name(mut self, name: Option<String>) -> Self {
+        self.function_name = name.filter(|n| !n.is_empty());
+        self
+    }
+}
+
+impl Continuations for SdkAws {
+    async fn continue_in_new_invocation(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<(), AwsError> {
+        let Some(name) = &self.function_name else {
+            return Err(AwsError {
+                operation: "Invoke",
+                message: "the function's own name is unknown (AWS_LAMBDA_FUNCTION_NAME is not set)"
+                    .into(),
+                source: Box::new(std::io::Error::other("no function name")),
+            });
+        };
+        self.lambda
+            .invoke()
+            .function_name(name)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("Invoke", e))
     }
 }
 

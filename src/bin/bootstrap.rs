@@ -27,7 +27,8 @@ async fn main() -> Result<(), Error> {
     let config = GateConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = launch_gate::aws::sdk::load_config().await;
-    let gate = Gate::new(config, HttpProber::new(), SdkAws::new(&sdk));
+    let aws = SdkAws::new(&sdk).with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+    let gate = Gate::new(config, HttpProber::new(), aws);
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);

@@ -572,6 +572,21 @@ impl World {
         )
     }
 
+    /// The asynchronous Lambda invocations the emulator accepted: (function, payload).
+    pub fn invocations(&self) -> Vec<(String, Value)> {
+        http_get_json(&format!("{}/_launch_gate/invocations", self.emulator.url))["Invocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["FunctionName"].as_str().unwrap().to_owned(),
+                    i["Payload"].clone(),
+                )
+            })
+            .collect()
+    }
+
     /// API calls the emulator received, by operation.
     pub fn calls(&self) -> Value {
         http_get_json(&format!("{}/_launch_gate/calls", self.emulator.url))
