@@ -457,7 +457,8 @@ fn parse_message(
     {
         return Err(EventError::InvalidValue {
             field: format!("{at}LifecycleActionToken"),
-            value: truncate(token),
+            // Tokens authorise completions: never more than their start in a message.
+            value: format!("{}…", token.chars().take(8).collect::<String>()),
             expected: "a lifecycle action token (a UUID)",
         });
     }
@@ -682,6 +683,14 @@ mod tests {
                 "detail.AutoScalingGroupName is \"\"",
             ),
         ];
+        let long_token = "c613620e-07e2-4ed2-a9e2-ef8258911ade!";
+        let mut event = base.clone();
+        event["detail"]["LifecycleActionToken"] = json!(long_token);
+        let err = parse(&event).unwrap_err().to_string();
+        assert!(
+            err.contains("\"c613620e…\"") && !err.contains("ef8258911ade"),
+            "a token is shown truncated: {err}"
+        );
         for (field, value, expected) in cases {
             let mut event = base.clone();
             let detail = event["detail"].as_object_mut().unwrap();

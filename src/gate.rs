@@ -18,7 +18,8 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
 use crate::aws::{
-    ActionAnswer, Aws, AwsError, HookSettings, LifecycleActionResult, TargetGroupSettings,
+    ActionAnswer, Aws, AwsError, HookSettings, InstanceInfo, LifecycleActionResult,
+    TargetGroupSettings,
 };
 use crate::config::{GateConfig, Mode, WarmPoolLaunch};
 use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
@@ -824,6 +825,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     record.reason = format!("the instance is {}: nothing to complete", info.state);
                     return Ok(None);
                 }
+                Some(InstanceInfo {
+                    private_ip: Some(ip),
+                    ..
+                }) if is_link_local(ip) => {
+                    // The metadata service and other link-local services live there: never
+                    // a target, whatever EC2 or an event says.
+                    record.reason = format!(
+                        "refusing to probe {ip}, a link-local address; the lifecycle action is left to the hook's DefaultResult"
+                    );
+                    error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
+                    return Ok(None);
+                }
                 Some(info) if info.private_ip.is_some() => return Ok(info.private_ip),
                 other => {
                     let what = if other.is_some() {
@@ -1100,6 +1113,14 @@ fn whole_seconds(d: Duration) -> u64 {
     (d.as_millis() as u64 + 500) / 1000
 }
 
+/// 169.254.0.0/16 and fe80::/10.
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 fn epoch_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1194,6 +1215,7 @@ mod tests {
         calls: Mutex<Vec<String>>,
         decided: Mutex<bool>,
         state: &'static str,
+        ip: &'static str,
     }
 
     impl Default for FakeAws {
@@ -1202,6 +1224,7 @@ mod tests {
                 calls: Mutex::default(),
                 decided: Mutex::default(),
                 state: "pending",
+                ip: "10.0.1.23",
             }
         }
     }
@@ -1290,7 +1313,7 @@ mod tests {
         async fn describe_instance(&self, _: &str) -> Result<Option<InstanceInfo>, AwsError> {
             Ok(Some(InstanceInfo {
                 state: self.state.into(),
-                private_ip: Some("10.0.1.23".parse().unwrap()),
+                private_ip: Some(self.ip.parse().unwrap()),
                 group_name: Some("shop-web".into()),
                 claimed_until: None,
             }))
@@ -1417,6 +1440,19 @@ mod tests {
         let r = gate.gate(&action(), None).await.unwrap();
         assert_eq!(r.outcome, Outcome::InstanceGone);
         assert!(gate.aws.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_link_local_address_is_never_probed() {
+        let aws = FakeAws {
+            ip: "169.254.169.254",
+            ..FakeAws::default()
+        };
+        let (r, calls) = run(&[true], config(), aws).await;
+        assert_eq!(r.outcome, Outcome::HandedOff);
+        assert!(r.reason.contains("link-local"), "{}", r.reason);
+        assert_eq!(r.probe_count, 0);
+        assert!(calls.is_empty(), "{calls:?}");
     }
 
     #[tokio::test(start_paused = true)]

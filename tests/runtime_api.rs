@@ -99,6 +99,26 @@ impl Function {
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     }
 
+    /// `cargo lambda invoke` with raw bytes: its exit status and output.
+    fn invoke_bytes(&self, bytes: &[u8]) -> std::process::Output {
+        let file = self._dir.path().join("raw.json");
+        std::fs::write(&file, bytes).unwrap();
+        Command::new(venv_bin().join("cargo-lambda"))
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(&file)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    }
+
     /// The decision records the function wrote to standard output.
     fn records(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.stdout)
@@ -152,4 +172,30 @@ async fn broken_release_is_abandoned_through_the_runtime_api() {
     assert_eq!(decision["cause"]["code"], "host_rejected");
     assert_eq!(world.instance_state().await, "terminated");
     assert_eq!(function.records()[0]["cause"]["code"], "host_rejected");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_utf8_bytes_are_rejected_by_the_runtime() {
+    let world = World::new(json!({})).await;
+    let function = Function::start(&world.emulator.url);
+    let mut bytes = world.event("launch.json").to_string().into_bytes();
+    bytes.splice(10..10, [0xff, 0xfe, 0x80]);
+
+    let out = function.invoke_bytes(&bytes);
+
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(function.records().is_empty());
+    assert!(
+        world.action_now()["Completions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The function is still up and serves the next event.
+    let response = function.invoke(&world.event("test-notification-sns.json"));
+    assert_eq!(response["ignored"][0]["kind"], "test_notification");
 }
