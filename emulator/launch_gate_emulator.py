@@ -403,6 +403,36 @@ def install() -> None:
 _calls: dict[str, int] = {}
 _faults: dict[str, dict[str, Any]] = {}
 _invocations: list[dict[str, Any]] = []
+
+
+class TokenBucket:
+    """AWS API throttling: `capacity` calls at once, refilled at `rate` per second."""
+
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity, self.rate = capacity, rate
+        self.tokens, self.stamp = capacity, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+# --throttle: buckets as documented for ELB (describe calls share one bucket of 40,
+# refilled at 10/s) and EC2 (DescribeInstances: 50, refilled at 10/s), with the error
+# each service answers when a bucket is empty.
+_buckets: dict[str, tuple[TokenBucket, int, str]] = {}
+
+
+def _enable_throttling() -> None:
+    elb = (TokenBucket(40, 10), 400, "Throttling")
+    for op in ("DescribeTargetGroups", "DescribeTargetHealth", "DescribeLoadBalancers", "DescribeListeners"):
+        _buckets[op] = elb
+    _buckets["DescribeInstances"] = (TokenBucket(50, 10), 503, "RequestLimitExceeded")
 _INVOKE_PATH = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations$")
 
 
@@ -501,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         "--elb-timeout", type=float, default=None,
         help="target health check timeout in seconds, for every target group",
     )
+    parser.add_argument(
+        "--throttle", action="store_true",
+        help="throttle ELB describe calls (40, refilled at 10/s) and DescribeInstances (50, 10/s) as AWS does",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("--host must be a loopback address (127.0.0.0/8)")
@@ -508,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     install()
     target_health.configure(interval=args.elb_interval, timeout=args.elb_timeout)
     target_health.install()
+    if args.throttle:
+        _enable_throttling()
     moto_app = DomainDispatcherApplication(create_backend_app)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
@@ -534,6 +570,14 @@ def main(argv: list[str] | None = None) -> int:
                 if fault and fault["count"] != 0:
                     fault["count"] -= 1
                     return _fault_response(environ, start_response, fault)
+                bucket = _buckets.get(operation)
+                if bucket and not bucket[0].take():
+                    _calls[f"Throttled:{operation}"] = _calls.get(f"Throttled:{operation}", 0) + 1
+                    return _fault_response(
+                        environ,
+                        start_response,
+                        {"status": bucket[1], "code": bucket[2], "message": "Rate exceeded"},
+                    )
         return moto_app(environ, start_response)
 
     server = make_server(args.host, args.port, app, True, request_handler=MotoRequestHandler)

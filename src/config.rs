@@ -462,7 +462,7 @@ impl GateConfig {
                 if v.is_empty() {
                     self.body_json = None;
                 } else {
-                    crate::probe::BodyExpectation::json_field(v)?;
+                    crate::expect::BodyExpectation::json_field(v)?;
                     self.body_json = Some(v.to_owned());
                 }
             }
@@ -530,15 +530,15 @@ impl GateConfig {
     }
 
     /// The deep probe's conditions on the body: `body_contains` and `body_json`.
-    pub fn body_expectations(&self) -> Vec<crate::probe::BodyExpectation> {
+    pub fn body_expectations(&self) -> Vec<crate::expect::BodyExpectation> {
         let mut expect = Vec::new();
         if let Some(text) = &self.body_contains {
-            expect.push(crate::probe::BodyExpectation::Contains(text.clone()));
+            expect.push(crate::expect::BodyExpectation::Contains(text.clone()));
         }
         if let Some(field) = self
             .body_json
             .as_deref()
-            .and_then(|f| crate::probe::BodyExpectation::json_field(f).ok())
+            .and_then(|f| crate::expect::BodyExpectation::json_field(f).ok())
         {
             expect.push(field);
         }

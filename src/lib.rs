@@ -8,6 +8,7 @@
 //! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, test message) -> [`event::LifecycleAction`]. Pure.
 //! - [`config`]: [`config::GateConfig`], from `LAUNCH_GATE_*` variables and per-hook `NotificationMetadata`. Pure.
 //! - [`matcher`]: the ELB success-code matcher (`200`, `200,204`, `200-299`). Pure.
+//! - [`expect`]: what a response body must hold (`body_contains`, `body_json`). Pure.
 //! - [`policy`]: probe samples and time -> [`policy::Verdict`]. Pure.
 //! - [`diagnosis`]: a failed probe -> cause code, summary and fix. Pure.
 //! - [`probe`]: the HTTP probe with ELB semantics (Host, no redirects, timeout, body limit). Network I/O.
@@ -21,6 +22,7 @@ pub mod aws;
 pub mod config;
 pub mod diagnosis;
 pub mod event;
+pub mod expect;
 pub mod gate;
 pub mod matcher;
 pub mod policy;

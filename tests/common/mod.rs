@@ -115,11 +115,17 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The emulator with more options (`--throttle`).
+    pub fn start_with(options: &[&str]) -> Self {
         let mut child = Command::new(python())
             .arg(repo().join("emulator/launch_gate_emulator.py"))
             .args(["--host", "127.0.0.1", "--port", "0"])
             // ELB's health checks every half second, so target health settles fast
             .args(["--elb-interval", "0.5", "--elb-timeout", "1"])
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -229,6 +235,10 @@ pub struct WorldSpec {
     pub target_groups: Vec<TargetGroupSpec>,
     /// A validation target group; its ARN goes into the metadata.
     pub validation: Option<TargetGroupSpec>,
+    /// Options for the emulator (`--throttle`).
+    pub emulator_options: Vec<&'static str>,
+    /// Instances launched (and held) at once.
+    pub capacity: i32,
 }
 
 impl Default for WorldSpec {
@@ -239,6 +249,8 @@ impl Default for WorldSpec {
             heartbeat_timeout: 300,
             target_groups: Vec::new(),
             validation: None,
+            emulator_options: Vec::new(),
+            capacity: 1,
         }
     }
 }
@@ -291,7 +303,7 @@ impl World {
         use aws_sdk_elasticloadbalancingv2::types::{
             Action, ActionTypeEnum, Matcher, ProtocolEnum,
         };
-        let emulator = Emulator::start();
+        let emulator = Emulator::start_with(&spec.emulator_options);
         let sdk = emulator.sdk_config().await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
         let autoscaling = aws_sdk_autoscaling::Client::new(&sdk);
@@ -419,7 +431,7 @@ impl World {
             .create_auto_scaling_group()
             .auto_scaling_group_name(&group)
             .min_size(0)
-            .max_size(4)
+            .max_size(250)
             .desired_capacity(0)
             .vpc_zone_identifier(&subnet_id)
             .set_target_group_arns(Some(target_groups.iter().map(|(_, a)| a.clone()).collect()))
@@ -445,7 +457,7 @@ impl World {
         autoscaling
             .set_desired_capacity()
             .auto_scaling_group_name(&group)
-            .desired_capacity(1)
+            .desired_capacity(spec.capacity)
             .send()
             .await
             .unwrap();
@@ -494,9 +506,15 @@ impl World {
 
     /// A sample event from `events/` with the pending action's fields filled in.
     pub fn event(&self, sample: &str) -> Value {
+        self.event_for(sample, &self.action)
+    }
+
+    /// A sample event from `events/` with the fields of `action`, one of the emulator's
+    /// lifecycle actions, filled in.
+    pub fn event_for(&self, sample: &str, action: &Value) -> Value {
         let text = std::fs::read_to_string(repo().join("events").join(sample)).unwrap();
         let mut event: Value = serde_json::from_str(&text).unwrap();
-        let a = &self.action;
+        let a = action;
         let fill = |m: &mut serde_json::Map<String, Value>| {
             for key in [
                 "LifecycleActionToken",

@@ -1,0 +1,226 @@
+//! The gate's benchmark (not a test: it reports, it never fails on a slow machine). Run
+//! by `scripts/bench`, against the same real components as the tests:
+//!
+//! - time to decision with default settings: from the moment the app answers healthy to
+//!   `CompleteLifecycleAction` CONTINUE, and from the end of the grace period to ABANDON;
+//! - AWS API calls per decision, counted by the emulator, by operation;
+//! - scale: 200 concurrent gates against an emulator that throttles ELB describe calls
+//!   (40, refilled at 10/s) and `DescribeInstances` (50, refilled at 10/s) as AWS does.
+//!
+//! Prints one JSON document.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::{AppSetup, DjangoApp, TargetGroupSpec, World, WorldSpec, free_port};
+use futures::future::join_all;
+use launch_gate::aws::LifecycleActionResult;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Default settings, but for the port (and, for ABANDON, a short grace period: the
+/// figure is the time after it).
+fn defaults(port: u16) -> Value {
+    json!({"health_port": port})
+}
+
+async fn time_to_continue() -> Value {
+    let port = free_port();
+    let world = World::with_metadata(port, Some(defaults(port).to_string()), 300).await;
+    let gate = world.gate();
+    let event = world.event("launch.json");
+    let gating = tokio::spawn(async move { gate.handle(&event, None).await.unwrap() });
+    // The app comes up 3 s into the wait; "healthy" is when it first accepts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ip, app_port) = (world.ip, world.port);
+    let app =
+        tokio::task::spawn_blocking(move || DjangoApp::start(ip, app_port, AppSetup::default()))
+            .await
+            .unwrap();
+    let healthy_at = Instant::now();
+    let summary = gating.await.unwrap();
+    let decided = healthy_at.elapsed();
+    drop(app);
+    let record = &summary.decisions[0];
+    json!({
+        "result": record.result,
+        "after_healthy_ms": decided.as_millis() as u64,
+        "goal_ms": 3 * 5_000 + 1_000,
+        "probes": record.probe_count,
+    })
+}
+
+async fn time_to_abandon() -> Value {
+    let port = free_port();
+    let mut settings = defaults(port);
+    settings["grace_period_seconds"] = json!(10);
+    let world = World::with_metadata(port, Some(settings.to_string()), 300).await;
+    let _app = DjangoApp::start(
+        world.ip,
+        world.port,
+        AppSetup {
+            allowed_hosts: Some("shop.example.com".into()),
+            ..AppSetup::default()
+        },
+    );
+    let started = Instant::now();
+    let summary = world
+        .gate()
+        .handle(&world.event("launch.json"), None)
+        .await
+        .unwrap();
+    let record = &summary.decisions[0];
+    json!({
+        "result": record.result,
+        "after_grace_ms": started.elapsed().saturating_sub(Duration::from_secs(10)).as_millis() as u64,
+        "cause": record.cause.as_ref().map(|c| c.code),
+    })
+}
+
+/// API calls of one decision: a group with one target group, a healthy app.
+async fn api_calls() -> Value {
+    let world = World::build(WorldSpec {
+        target_groups: vec![TargetGroupSpec::new("web")],
+        overrides: json!({"interval_seconds": 1, "probe_timeout_seconds": 1}),
+        ..WorldSpec::default()
+    })
+    .await;
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
+    let before = world.calls();
+    world
+        .gate()
+        .handle(&world.event("launch.json"), None)
+        .await
+        .unwrap();
+    let after = world.calls();
+    let mut delta = BTreeMap::new();
+    for (op, n) in after.as_object().unwrap() {
+        let d = n.as_i64().unwrap() - before.get(op).and_then(Value::as_i64).unwrap_or(0);
+        if d > 0 {
+            delta.insert(op.clone(), d);
+        }
+    }
+    json!(delta)
+}
+
+/// A socket server on `ip:port` answering every request with `status`.
+async fn stub(ip: IpAddr, port: u16, status: u16) {
+    let listener = TcpListener::bind((ip, port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = s.read(&mut [0u8; 2048]).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+}
+
+async fn scale(gates: usize) -> Value {
+    let port = free_port();
+    let world = World::build_with_port(
+        port,
+        WorldSpec {
+            overrides: json!({"interval_seconds": 2, "probe_timeout_seconds": 2, "healthy_threshold": 2, "unhealthy_threshold": 2, "grace_period_seconds": 0}),
+            emulator_options: vec!["--throttle"],
+            capacity: gates as i32,
+            ..WorldSpec::default()
+        },
+    )
+    .await;
+    let actions: Vec<Value> = world
+        .emulator
+        .lifecycle_actions()
+        .into_iter()
+        .filter(|a| a["Pending"] == true)
+        .collect();
+    // Every fourth instance answers 400 (the ELB's Host rejected): its verdict is ABANDON.
+    let mut expected = BTreeMap::new();
+    for (i, a) in actions.iter().enumerate() {
+        let id = a["EC2InstanceId"].as_str().unwrap().to_owned();
+        let out = world
+            .ec2
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        let ip: IpAddr = out.reservations()[0].instances()[0]
+            .private_ip_address()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let broken = i % 4 == 3;
+        stub(ip, port, if broken { 400 } else { 200 }).await;
+        expected.insert(
+            id,
+            if broken {
+                LifecycleActionResult::Abandon
+            } else {
+                LifecycleActionResult::Continue
+            },
+        );
+    }
+    let before = world.calls();
+    let gate = world.gate();
+    let started = Instant::now();
+    let results = join_all(actions.iter().map(|a| {
+        let event = world.event_for("launch.json", a);
+        let gate = &gate;
+        async move { gate.handle(&event, None).await }
+    }))
+    .await;
+    let wall = started.elapsed();
+    let mut failed = 0;
+    let mut wrong = 0;
+    for r in &results {
+        match r {
+            Ok(s) => {
+                let d = &s.decisions[0];
+                if d.result != Some(expected[&d.instance_id]) {
+                    wrong += 1;
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    let after = world.calls();
+    let throttled: i64 = after
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("Throttled:"))
+        .map(|(k, v)| v.as_i64().unwrap() - before.get(k).and_then(Value::as_i64).unwrap_or(0))
+        .sum();
+    json!({
+        "gates": actions.len(),
+        "wall_ms": wall.as_millis() as u64,
+        "failed": failed,
+        "wrong_verdicts": wrong,
+        "throttled_calls": throttled,
+        "calls": after,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let gates: usize = std::env::var("LAUNCH_GATE_BENCH_GATES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let report = json!({
+        "time_to_continue": time_to_continue().await,
+        "time_to_abandon": time_to_abandon().await,
+        "api_calls_per_decision": api_calls().await,
+        "scale": scale(gates).await,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+}
