@@ -28,7 +28,7 @@ use crate::event::{
     Notification,
 };
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
-use crate::probe::{GATE_USER_AGENT, ProbeRequest, Prober, Scheme};
+use crate::probe::{ProbeRequest, Prober};
 use crate::record::{
     DecisionRecord, LastFailure, Outcome, ProbeRecord, TargetGroupRecord, ValidationRecord,
 };
@@ -346,18 +346,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let Some(ip) = self.resolve(action, record, &mut clock, handoff_at).await? else {
             return Ok(());
         };
-        let deep = ProbeRequest {
-            scheme: Scheme::Http,
-            ip,
-            port: config.health_port,
-            path: config.health_path.clone(),
-            host: config.host_for(ip),
-            timeout: config.probe_timeout,
-            body_limit: config.body_limit_bytes,
-            matcher: config.matcher.clone(),
-            user_agent: GATE_USER_AGENT,
-            expect: config.body_expectations(),
-        };
+        let deep = ProbeRequest::deep_health(&config, ip);
         record.private_ip = Some(ip.to_string());
         record.target = Some(deep.url());
         record.host_header = Some(deep.host.clone());

@@ -79,6 +79,24 @@ pub struct ProbeRequest {
 }
 
 impl ProbeRequest {
+    /// The gate's probe of the app's deep health endpoint at `ip`, from its settings:
+    /// plain HTTP, `Host: <ip>:<port>` unless overridden, the gate's User-Agent, the
+    /// body expectations.
+    pub fn deep_health(config: &crate::config::GateConfig, ip: IpAddr) -> Self {
+        Self {
+            scheme: Scheme::Http,
+            ip,
+            port: config.health_port,
+            path: config.health_path.clone(),
+            host: config.host_for(ip),
+            timeout: config.probe_timeout,
+            body_limit: config.body_limit_bytes,
+            matcher: config.matcher.clone(),
+            user_agent: GATE_USER_AGENT,
+            expect: config.body_expectations(),
+        }
+    }
+
     /// A target group's health check as the ELB sends it to a target registered on the
     /// target group's port at `ip`: its protocol, port (`traffic-port` is the target
     /// group's port), path, matcher and timeout, `Host: <ip>:<port>`, the ELB's User-Agent.

@@ -198,16 +198,7 @@ async fn hostile_events_get_clear_errors_and_complete_nothing() {
             (_, other) => panic!("{name}: unexpected {:?}", other.map(|s| s.decisions.len())),
         }
     }
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        world.lifecycle_state().await.as_deref(),
-        Some("Pending:Wait")
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

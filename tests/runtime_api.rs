@@ -74,22 +74,7 @@ impl Function {
 
     /// `cargo lambda invoke --data-file`; the function's JSON response.
     fn invoke(&self, event: &Value) -> Value {
-        let file = self._dir.path().join("event.json");
-        std::fs::write(&file, event.to_string()).unwrap();
-        let out = Command::new(venv_bin().join("cargo-lambda"))
-            .args([
-                "lambda",
-                "invoke",
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-            ])
-            .arg(self.port.to_string())
-            .arg("--data-file")
-            .arg(&file)
-            .current_dir(repo())
-            .output()
-            .unwrap();
+        let out = self.invoke_bytes(event.to_string().as_bytes());
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -186,16 +186,7 @@ async fn test_notification_and_terminating_transition_are_ignored() {
         assert!(summary.decisions.is_empty());
         assert_eq!(summary.ignored.len(), 1, "{sample}");
     }
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        world.lifecycle_state().await.as_deref(),
-        Some("Pending:Wait")
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -234,16 +225,7 @@ async fn malformed_event_is_a_clear_error_and_completes_nothing() {
         err.to_string(),
         "malformed event: detail.EC2InstanceId is missing"
     );
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        world.lifecycle_state().await.as_deref(),
-        Some("Pending:Wait")
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -288,16 +270,7 @@ async fn invalid_hook_settings_leave_the_action_to_its_default_result() {
         "{}",
         record.reason
     );
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        world.lifecycle_state().await.as_deref(),
-        Some("Pending:Wait")
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -381,16 +381,7 @@ async fn validation_target_group_is_deregistered_when_the_gate_fails_midway() {
     let calls = world.calls();
     assert_eq!(calls["RegisterTargets"], 1, "{calls}");
     assert_eq!(calls["DeregisterTargets"], 1, "{calls}");
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        world.lifecycle_state().await.as_deref(),
-        Some("Pending:Wait")
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,7 @@ use launch_gate::aws::sdk::SdkAws;
 use launch_gate::aws::{AutoScalingGroups, Instances, TargetGroups};
 use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
-use launch_gate::probe::{GATE_USER_AGENT, HttpProber, ProbeOutcome, ProbeRequest, Prober, Scheme};
+use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
 use serde::Serialize;
 use serde_json::json;
@@ -170,18 +170,7 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
         }
         (None, None) => return Err(Failure::Config("give --ip or --instance-id".into())),
     };
-    let deep = ProbeRequest {
-        scheme: Scheme::Http,
-        ip,
-        port: config.health_port,
-        path: config.health_path.clone(),
-        host: config.host_for(ip),
-        timeout: config.probe_timeout,
-        body_limit: config.body_limit_bytes,
-        matcher: config.matcher.clone(),
-        user_agent: GATE_USER_AGENT,
-        expect: config.body_expectations(),
-    };
+    let deep = ProbeRequest::deep_health(&config, ip);
     let mut checks = vec![("deep health".to_owned(), None, deep)];
     checks.extend(
         target_groups

@@ -671,6 +671,20 @@ impl World {
             .unwrap()
     }
 
+    /// Asserts that nothing touched the lifecycle action: no completion was even tried,
+    /// and the instance is still held in `Pending:Wait`.
+    pub async fn assert_still_held(&self) {
+        let action = self.action_now();
+        assert!(
+            action["Completions"].as_array().unwrap().is_empty(),
+            "{action}"
+        );
+        assert_eq!(
+            self.lifecycle_state().await.as_deref(),
+            Some("Pending:Wait")
+        );
+    }
+
     /// The accepted `CompleteLifecycleAction` calls for this instance's action.
     pub fn accepted_completions(&self) -> Vec<Value> {
         self.action_now()["Completions"]
