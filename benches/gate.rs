@@ -60,14 +60,7 @@ async fn time_to_abandon() -> Value {
     let mut settings = defaults(port);
     settings["grace_period_seconds"] = json!(10);
     let world = World::with_metadata(port, Some(settings.to_string()), 300).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let started = Instant::now();
     let summary = world
         .gate()

@@ -95,14 +95,7 @@ fn healthy_app_exits_zero_and_prints_healthy() {
 #[test]
 fn allowed_hosts_without_the_private_ip() {
     let (ip, port) = (ip(2), free_port());
-    let _app = DjangoApp::start(
-        ip,
-        port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(ip, port, AppSetup::allowing("shop.example.com"));
     let base = target(ip, port);
     let (code, doc) = probe_json(&args(&base, &[]));
     assert_eq!(code, 1);

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AppSetup, DjangoApp, Migrations, World, free_port};
+use common::{AppSetup, DjangoApp, World, free_port};
 use launch_gate::aws::LifecycleActionResult::{Abandon, Continue};
 use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
@@ -69,19 +69,7 @@ async fn a_release_healthy_after_the_first_invocations_is_continued_by_a_later_o
     metadata["grace_period_seconds"] = json!(60);
     metadata["max_wait_seconds"] = json!(90);
     let world = World::with_metadata(port, Some(metadata.to_string()), 30).await;
-    let app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            migrations: Migrations::None,
-            ..AppSetup::default()
-        },
-    );
-    let migrate = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_secs(20));
-        app.migrate(&[]);
-        app
-    });
+    let migrate = DjangoApp::start_migrating_after(world.ip, world.port, Duration::from_secs(20));
 
     let records =
         run_across_invocations(&world, world.event("launch.json"), Duration::from_secs(16)).await;
@@ -125,14 +113,7 @@ async fn a_release_healthy_after_the_first_invocations_is_continued_by_a_later_o
 async fn max_wait_holds_across_invocations() {
     // A broken app, a grace period longer than the wait: only the wait's end decides.
     let world = World::new(json!({"grace_period_seconds": 60, "max_wait_seconds": 20})).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let started = std::time::Instant::now();
 
     let records =

@@ -140,14 +140,7 @@ async fn healthy_release_continues_through_the_runtime_api() {
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_release_is_abandoned_through_the_runtime_api() {
     let world = World::new(json!({})).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let function = Function::start(&world.emulator.url);
 
     let response = function.invoke(&world.event("launch-sqs.json"));

@@ -79,14 +79,7 @@ async fn unapplied_migrations_abandon_and_the_instance_is_terminated() {
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_hosts_without_the_private_ip_abandons_with_the_fix() {
     let world = World::new(json!({})).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
     let record = gate_once(&world, "launch.json").await;
 
@@ -127,20 +120,8 @@ async fn app_that_never_starts_abandons_as_connection_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn app_healthy_after_fifteen_seconds_continues() {
     let world = World::new(json!({"grace_period_seconds": 30, "max_wait_seconds": 60})).await;
-    let app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            migrations: Migrations::None,
-            ..AppSetup::default()
-        },
-    );
     // The release's start-up script applies migrations after about 15 s.
-    let migrate = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_secs(15));
-        app.migrate(&[]);
-        app
-    });
+    let migrate = DjangoApp::start_migrating_after(world.ip, world.port, Duration::from_secs(15));
 
     let record = gate_once(&world, "launch.json").await;
     let _app = migrate.await.unwrap();
@@ -192,14 +173,7 @@ async fn test_notification_and_terminating_transition_are_ignored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shadow_mode_continues_a_broken_release_and_records_the_abandon() {
     let world = World::new(json!({"mode": "shadow"})).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
     let record = gate_once(&world, "launch.json").await;
 

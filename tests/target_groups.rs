@@ -64,14 +64,7 @@ async fn every_target_group_check_passes_and_the_release_continues() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_400_to_the_target_groups_check_names_the_target_group() {
     let world = World::build(with_target_groups(vec![TargetGroupSpec::new("web")])).await;
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
     let record = gate_once(&world).await;
 
@@ -235,10 +228,7 @@ async fn two_target_groups_on_different_ports_one_failing_names_the_failing_one(
     let _admin = DjangoApp::start(
         world.ip,
         admin_port,
-        AppSetup {
-            allowed_hosts: Some("admin.example.com".into()),
-            ..AppSetup::default()
-        },
+        AppSetup::allowing("admin.example.com"),
     );
 
     let record = gate_once(&world).await;
@@ -324,14 +314,7 @@ async fn validation_target_group_unhealthy_abandons_with_the_elb_reason_and_dere
     })
     .await;
     // The deep health endpoint is asked with a name Host; only the ELB sends the IP.
-    let _app = DjangoApp::start(
-        world.ip,
-        world.port,
-        AppSetup {
-            allowed_hosts: Some("shop.example.com".into()),
-            ..AppSetup::default()
-        },
-    );
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let mut metadata: serde_json::Value =
         serde_json::from_str(world.action["NotificationMetadata"].as_str().unwrap()).unwrap();
     metadata["host_header"] = json!("shop.example.com");

@@ -727,6 +727,17 @@ pub struct AppSetup {
     pub db_path: Option<PathBuf>,
 }
 
+impl AppSetup {
+    /// The release's settings with `DJANGO_ALLOWED_HOSTS` set to `hosts` (without the
+    /// instance's private IP, the broken variant most scenarios need).
+    pub fn allowing(hosts: &str) -> Self {
+        Self {
+            allowed_hosts: Some(hosts.into()),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for AppSetup {
     fn default() -> Self {
         Self {
@@ -862,6 +873,28 @@ impl DjangoApp {
             }
         }
         app
+    }
+
+    /// Starts the app with no migration applied, and applies them after `delay`, as a
+    /// slow start-up script would; the handle gives the app back once migrated.
+    pub fn start_migrating_after(
+        ip: IpAddr,
+        port: u16,
+        delay: Duration,
+    ) -> tokio::task::JoinHandle<DjangoApp> {
+        let app = Self::start(
+            ip,
+            port,
+            AppSetup {
+                migrations: Migrations::None,
+                ..AppSetup::default()
+            },
+        );
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(delay);
+            app.migrate(&[]);
+            app
+        })
     }
 
     /// Whether gunicorn's master process has exited, and its log.
