@@ -62,12 +62,7 @@ async fn time_to_abandon() -> Value {
     let world = World::with_metadata(port, Some(settings.to_string()), 300).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let started = Instant::now();
-    let summary = world
-        .gate()
-        .handle(&world.event("launch.json"), None)
-        .await
-        .unwrap();
-    let record = &summary.decisions[0];
+    let record = world.gate_once("launch.json").await;
     json!({
         "result": record.result,
         "after_grace_ms": started.elapsed().saturating_sub(Duration::from_secs(10)).as_millis() as u64,

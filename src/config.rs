@@ -467,26 +467,13 @@ impl GateConfig {
                 }
             }
             "group_names" => {
-                let names: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if names.iter().any(|n| n.len() > 255) {
-                    return Err("a group name is longer than 255 characters".into());
-                }
+                let names = comma_names(v)?;
                 self.group_names = (!names.is_empty()).then_some(names);
             }
             "hook_names" => {
-                let names: Vec<String> = v
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if names.is_empty() || names.iter().any(|n| n.len() > 255) {
-                    return Err("expected 1 to 255 character hook names, comma-separated".into());
+                let names = comma_names(v)?;
+                if names.is_empty() {
+                    return Err("expected at least one hook name".into());
                 }
                 self.hook_names = names;
             }
@@ -552,6 +539,20 @@ impl GateConfig {
             .clone()
             .unwrap_or_else(|| format!("{ip}:{}", self.health_port))
     }
+}
+
+/// Comma-separated Auto Scaling names (groups, hooks): 1-255 characters each.
+fn comma_names(v: &str) -> Result<Vec<String>, String> {
+    let names: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.iter().any(|n| n.len() > 255) {
+        return Err("a name is longer than 255 characters".into());
+    }
+    Ok(names)
 }
 
 fn int(v: &str, min: u64, max: u64) -> Result<u64, String> {

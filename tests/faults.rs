@@ -55,13 +55,7 @@ async fn throttling_and_server_errors_are_retried_without_changing_the_verdict()
     world.inject_fault_with("DescribeLifecycleHooks", 400, "Throttling", 2);
     world.inject_fault_with("CompleteLifecycleAction", 503, "ServiceUnavailable", 2);
 
-    let summary = world
-        .gate()
-        .handle(&world.event("launch.json"), None)
-        .await
-        .unwrap();
-
-    let record = &summary.decisions[0];
+    let record = world.gate_once("launch.json").await;
     assert_eq!(
         (record.outcome, record.result),
         (Outcome::Completed, Some(Continue)),

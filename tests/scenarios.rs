@@ -10,18 +10,8 @@ use std::time::Duration;
 use common::{AppSetup, DjangoApp, Migrations, World};
 use launch_gate::aws::LifecycleActionResult::{Abandon, Continue};
 use launch_gate::config::Mode;
-use launch_gate::record::{DecisionRecord, Outcome};
+use launch_gate::record::Outcome;
 use serde_json::json;
-
-async fn gate_once(world: &World, sample: &str) -> DecisionRecord {
-    let summary = world
-        .gate()
-        .handle(&world.event(sample), None)
-        .await
-        .unwrap();
-    assert_eq!(summary.decisions.len(), 1, "{summary:?}");
-    summary.decisions.into_iter().next().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthy_release_continues_and_goes_in_service() {
@@ -32,7 +22,7 @@ async fn healthy_release_continues_and_goes_in_service() {
     );
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.outcome, Outcome::Completed);
     assert_eq!(record.result, Some(Continue));
@@ -58,7 +48,7 @@ async fn unapplied_migrations_abandon_and_the_instance_is_terminated() {
         },
     );
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     let cause = record.cause.as_ref().expect("a cause");
@@ -81,7 +71,7 @@ async fn allowed_hosts_without_the_private_ip_abandons_with_the_fix() {
     let world = World::new(json!({})).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     assert!(record.probes.iter().all(|p| p.status == Some(400)));
@@ -108,7 +98,7 @@ async fn app_that_never_starts_abandons_as_connection_refused() {
         },
     );
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     assert_eq!(record.cause.as_ref().unwrap().code, "connection_refused");
@@ -123,7 +113,7 @@ async fn app_healthy_after_fifteen_seconds_continues() {
     // The release's start-up script applies migrations after about 15 s.
     let migrate = DjangoApp::start_migrating_after(world.ip, world.port, Duration::from_secs(15));
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
     let _app = migrate.await.unwrap();
 
     assert_eq!(record.result, Some(Continue));
@@ -140,10 +130,10 @@ async fn app_healthy_after_fifteen_seconds_continues() {
 async fn the_same_event_again_completes_nothing_and_fails_nothing() {
     let world = World::new(json!({})).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
-    let first = gate_once(&world, "launch.json").await;
+    let first = world.gate_once("launch.json").await;
     assert_eq!(first.outcome, Outcome::Completed);
 
-    let second = gate_once(&world, "launch.json").await;
+    let second = world.gate_once("launch.json").await;
 
     assert_eq!(second.outcome, Outcome::AlreadyDecided);
     assert!(
@@ -175,7 +165,7 @@ async fn shadow_mode_continues_a_broken_release_and_records_the_abandon() {
     let world = World::new(json!({"mode": "shadow"})).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.mode, Some(Mode::Shadow));
     assert_eq!(record.verdict, Some(Abandon));
@@ -207,7 +197,7 @@ async fn sns_and_sqs_deliveries_are_gated_like_eventbridge() {
     for sample in ["launch-sns.json", "launch-sqs.json"] {
         let world = World::new(json!({})).await;
         let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
-        let record = gate_once(&world, sample).await;
+        let record = world.gate_once(sample).await;
         assert_eq!(record.result, Some(Continue), "{sample}");
         assert_eq!(
             world.lifecycle_state().await.as_deref(),
@@ -221,12 +211,12 @@ async fn sns_and_sqs_deliveries_are_gated_like_eventbridge() {
 async fn warm_pool_launch_continues_at_once_and_leaving_the_pool_is_gated() {
     let world = World::new(json!({})).await;
     // No app runs: an instance entering the warm pool is stopped right after launch.
-    let record = gate_once(&world, "launch-into-warm-pool.json").await;
+    let record = world.gate_once("launch-into-warm-pool.json").await;
     assert_eq!(record.result, Some(Continue));
     assert_eq!(record.probe_count, 0);
 
     let world = World::new(json!({})).await;
-    let record = gate_once(&world, "launch-from-warm-pool.json").await;
+    let record = world.gate_once("launch-from-warm-pool.json").await;
     assert_eq!(record.result, Some(Abandon));
     assert_eq!(record.cause.as_ref().unwrap().code, "connection_refused");
 }
@@ -236,7 +226,7 @@ async fn invalid_hook_settings_leave_the_action_to_its_default_result() {
     let port = common::free_port();
     let world = World::with_metadata(port, Some(r#"{"health_prot": 8000}"#.into()), 300).await;
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.outcome, Outcome::HandedOff);
     assert!(
@@ -257,7 +247,7 @@ async fn heartbeats_keep_a_long_wait_alive() {
     metadata["grace_period_seconds"] = json!(60);
     let world = World::with_metadata(port, Some(metadata.to_string()), 30).await;
 
-    let record = gate_once(&world, "launch.json").await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.outcome, Outcome::Completed, "{}", record.reason);
     assert_eq!(record.result, Some(Abandon));

@@ -24,14 +24,9 @@ fn sweeping_gate(world: &World) -> Gate<HttpProber, SdkAws> {
 }
 
 async fn claim_tag(world: &World) -> Option<u64> {
-    let out = world
-        .ec2
-        .describe_instances()
-        .instance_ids(&world.instance_id)
-        .send()
+    world
+        .own_instance()
         .await
-        .unwrap();
-    out.reservations()[0].instances()[0]
         .tags()
         .iter()
         .find(|t| t.key() == Some(launch_gate::aws::CLAIM_TAG))

@@ -8,17 +8,8 @@ mod common;
 
 use common::{AppSetup, DjangoApp, TargetGroupSpec, World, WorldSpec, free_port};
 use launch_gate::aws::LifecycleActionResult::{Abandon, Continue};
-use launch_gate::record::{DecisionRecord, Outcome};
+use launch_gate::record::Outcome;
 use serde_json::json;
-
-async fn gate_once(world: &World) -> DecisionRecord {
-    let summary = world
-        .gate()
-        .handle(&world.event("launch.json"), None)
-        .await
-        .unwrap();
-    summary.decisions.into_iter().next().unwrap()
-}
 
 fn with_target_groups(target_groups: Vec<TargetGroupSpec>) -> WorldSpec {
     WorldSpec {
@@ -32,7 +23,7 @@ async fn every_target_group_check_passes_and_the_release_continues() {
     let world = World::build(with_target_groups(vec![TargetGroupSpec::new("web")])).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Continue), "{}", record.reason);
     assert_eq!(record.target_groups.len(), 1);
@@ -66,7 +57,7 @@ async fn a_400_to_the_target_groups_check_names_the_target_group() {
     let world = World::build(with_target_groups(vec![TargetGroupSpec::new("web")])).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     let cause = record.cause.as_ref().unwrap();
@@ -106,7 +97,7 @@ async fn a_target_group_checking_another_path_fails_even_when_deep_health_passes
         },
     );
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     assert!(
@@ -144,7 +135,7 @@ async fn traffic_port_and_an_explicit_health_check_port_both_work() {
     let world = World::build_with_port(port, spec).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Continue), "{}", record.reason);
     let by_name = |n: &str| {
@@ -192,7 +183,7 @@ async fn https_target_group_is_checked_without_certificate_verification() {
         },
     );
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Continue), "{}", record.reason);
     let tg = &record.target_groups[0];
@@ -204,7 +195,7 @@ async fn https_target_group_is_checked_without_certificate_verification() {
 
     let world = World::build(with_target_groups(vec![mismatched])).await;
     let _http = DjangoApp::start(world.ip, world.port, AppSetup::default());
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
     assert_eq!(record.result, Some(Abandon));
     let cause = record.cause.as_ref().unwrap();
     assert_eq!(
@@ -231,7 +222,7 @@ async fn two_target_groups_on_different_ports_one_failing_names_the_failing_one(
         AppSetup::allowing("admin.example.com"),
     );
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
     let cause = record.cause.as_ref().unwrap();
@@ -255,7 +246,7 @@ async fn a_group_without_target_groups_says_so() {
     let world = World::new(json!({})).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Continue));
     assert!(record.target_groups.is_empty());
@@ -281,7 +272,7 @@ async fn validation_target_group_healthy_continues_and_deregisters() {
     let world = World::build(with_validation()).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Continue), "{}", record.reason);
     let v = record.validation.as_ref().unwrap();
@@ -378,7 +369,7 @@ async fn validation_target_group_without_a_listener_is_a_configuration_error() {
     .await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
-    let record = gate_once(&world).await;
+    let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.outcome, Outcome::HandedOff);
     assert!(

@@ -644,8 +644,8 @@ impl World {
             .unwrap();
     }
 
-    /// The instance's EC2 state name (`pending`, `running`, `terminated`).
-    pub async fn instance_state(&self) -> String {
+    /// The instance as EC2 describes it.
+    pub async fn own_instance(&self) -> aws_sdk_ec2::types::Instance {
         let out = self
             .ec2
             .describe_instances()
@@ -653,7 +653,21 @@ impl World {
             .send()
             .await
             .unwrap();
-        out.reservations()[0].instances()[0]
+        out.reservations()[0].instances()[0].clone()
+    }
+
+    /// Gates `sample` (from `events/`, filled in for the held launch) with the default
+    /// gate, and returns its one decision record.
+    pub async fn gate_once(&self, sample: &str) -> launch_gate::record::DecisionRecord {
+        let summary = self.gate().handle(&self.event(sample), None).await.unwrap();
+        assert_eq!(summary.decisions.len(), 1, "{summary:?}");
+        summary.decisions.into_iter().next().unwrap()
+    }
+
+    /// The instance's EC2 state name (`pending`, `running`, `terminated`).
+    pub async fn instance_state(&self) -> String {
+        self.own_instance()
+            .await
             .state()
             .unwrap()
             .name()
