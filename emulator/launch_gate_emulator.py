@@ -20,7 +20,8 @@ This module patches moto's Auto Scaling backend and response classes so that, as
   min(48 h, 100 x HeartbeatTimeout);
 * `CreateAutoScalingGroup` honours `LifecycleHookSpecificationList`.
 
-With `target_health.py`, target health is computed by real ELB-style health checks.
+With `target_health.py`, target health is computed by real ELB-style health checks; with
+`rollouts.py`, the group keeps scaling activities and runs instance refreshes.
 
 It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
@@ -56,6 +57,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+import rollouts
 import target_health
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
@@ -152,14 +154,33 @@ _original_replace = asg_models.FakeAutoScalingGroup.replace_autoscaling_group_in
 
 
 def _replace_with_hooks(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    if rollouts.launch_suspended(self):
+        return  # SuspendProcesses Launch: the group launches nothing until it is resumed
     before = {s.instance.id for s in self.instance_states}
-    _original_replace(self, count_needed, propagated_tags)
+    ec2 = self.autoscaling_backend.ec2_backend
+    version = rollouts.launch_version(self)
+    run_instances = type(ec2).run_instances
+
+    def run_version(*args: Any, launch_template: Any = None, **kwargs: Any) -> Any:
+        # moto launches the template's default version whatever the group names.
+        if launch_template is not None and version is not None:
+            launch_template = {**launch_template, "Version": version}
+        return run_instances(ec2, *args, launch_template=launch_template, **kwargs)
+
     hooks = _launch_hooks(self.autoscaling_backend, self.name)
-    if not hooks:
-        return
     with _lock:
+        ec2.run_instances = run_version
+        try:
+            _original_replace(self, count_needed, propagated_tags)
+        finally:
+            del ec2.run_instances
+        capacity = len(before)
         for state in self.instance_states:
             if state.instance.id in before:
+                continue
+            rollouts.record_launch(self, state.instance, bool(hooks), capacity)
+            capacity += 1
+            if not hooks:
                 continue
             state.lifecycle_state = "Pending:Wait"
             for hook in hooks:
@@ -228,6 +249,7 @@ def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> N
             if other.instance_id == action.instance_id and other.pending:
                 other.result, other.ended, other.ended_by = "ABANDON", _now(), "InstanceAbandoned"
         group.instance_states = [s for s in group.instance_states if s is not state]
+        rollouts.record_lifecycle_end(backend, action.instance_id, "ABANDON", action.token)
         backend.ec2_backend.terminate_instances([action.instance_id])
         # The group replaces the abandoned instance to keep its desired capacity.
         group.set_desired_capacity(group.desired_capacity)
@@ -236,6 +258,7 @@ def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> N
         a for a in _actions(backend) if a.instance_id == action.instance_id and a.pending
     ]
     if not still_pending:
+        rollouts.record_lifecycle_end(backend, action.instance_id, "CONTINUE", action.token)
         state.lifecycle_state = "InService"
         backend.update_attached_elbs(group.name)
         backend.update_attached_target_groups(group.name)
@@ -320,6 +343,7 @@ def _expire_timeouts() -> None:
         with _lock:
             for _account, regions in list(autoscaling_backends.items()):
                 for _region, backend in list(regions.items()):
+                    rollouts.tick(backend)
                     for action in list(getattr(backend, "lifecycle_actions", [])):
                         if not action.pending:
                             continue
@@ -395,6 +419,7 @@ def install() -> None:
     cls.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
     cls.create_auto_scaling_group = create_auto_scaling_group
     cls.put_lifecycle_hook = put_lifecycle_hook
+    rollouts.install()
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -484,10 +509,14 @@ def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]
 
 
 def _operation(environ: dict[str, Any]) -> str | None:
-    """The API operation of a query-protocol request (EC2, Auto Scaling, ELBv2), keeping
-    the body readable for moto."""
+    """The API operation of a request: the `X-Amz-Target` of a JSON-protocol request
+    (EventBridge's `AWSEvents.PutEvents`), or the `Action` of a query-protocol one (EC2,
+    Auto Scaling, ELBv2), keeping the body readable for moto."""
     if environ.get("REQUEST_METHOD") != "POST":
         return None
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(body)
@@ -499,7 +528,11 @@ def _operation(environ: dict[str, Any]) -> str | None:
 
 def _fault_response(environ: dict[str, Any], start_response: Any, fault: dict[str, Any]) -> list[bytes]:
     code, message = fault["code"], fault["message"]
-    if "/ec2/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+    content_type = "text/xml"
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": code, "message": message})
+        content_type = "application/x-amz-json-1.1"
+    elif "/ec2/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
         body = (
             f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
             "</Error></Errors><RequestID>launch-gate-fault</RequestID></Response>"
@@ -514,7 +547,7 @@ def _fault_response(environ: dict[str, Any], start_response: Any, fault: dict[st
     reason = {500: "Internal Server Error", 503: "Service Unavailable", 400: "Bad Request", 429: "Too Many Requests"}
     start_response(
         f"{fault['status']} {reason.get(fault['status'], 'Error')}",
-        [("Content-Type", "text/xml"), ("Content-Length", str(len(payload)))],
+        [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
     )
     return [payload]
 

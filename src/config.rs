@@ -34,6 +34,30 @@ pub enum WarmPoolLaunch {
     Gate,
 }
 
+/// What the launch-loop breaker does when it trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerAction {
+    /// No breaker: abandons are not counted.
+    Off,
+    /// `RollbackInstanceRefresh` when an instance refresh is in progress
+    /// (`CancelInstanceRefresh` when it cannot be rolled back).
+    Rollback,
+    /// `SuspendProcesses` `Launch` on the group, until a person resumes it.
+    Suspend,
+}
+
+impl BreakerAction {
+    /// `off`, `rollback` or `suspend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Rollback => "rollback",
+            Self::Suspend => "suspend",
+        }
+    }
+}
+
 /// The gate's settings for one lifecycle action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GateConfig {
@@ -82,6 +106,17 @@ pub struct GateConfig {
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
     pub validation_target_group_arn: Option<String>,
+    /// The EventBridge bus (name or ARN) decision and `Rollout Halted` events go to;
+    /// `None` publishes nothing.
+    pub event_bus: Option<String>,
+    /// What the launch-loop breaker does when it trips.
+    pub breaker_action: BreakerAction,
+    /// `ABANDON`s of one group and launch template version, within the window, that trip
+    /// the breaker.
+    pub breaker_abandons: u32,
+    /// The breaker's window.
+    #[serde(serialize_with = "secs", rename = "breaker_window_seconds")]
+    pub breaker_window: Duration,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -110,6 +145,10 @@ impl Default for GateConfig {
             body_json: None,
             group_names: None,
             hook_names: vec!["launch-gate".to_owned()],
+            event_bus: Some("default".to_owned()),
+            breaker_action: BreakerAction::Suspend,
+            breaker_abandons: 3,
+            breaker_window: Duration::from_secs(1800),
         }
     }
 }
@@ -264,10 +303,39 @@ pub const SETTINGS: &[Setting] = &[
         default: "(none)",
         doc: "register the instance in this target group and wait for the load balancer's verdict",
     },
+    Setting {
+        key: "event_bus",
+        env: "LAUNCH_GATE_EVENT_BUS",
+        unit: "bus name or ARN, or off; function only",
+        default: "default",
+        doc: "the EventBridge bus of the decision and Rollout Halted events",
+    },
+    Setting {
+        key: "breaker_action",
+        env: "LAUNCH_GATE_BREAKER_ACTION",
+        unit: "off | rollback | suspend; function only",
+        default: "suspend",
+        doc: "what the launch-loop breaker does when it trips",
+    },
+    Setting {
+        key: "breaker_abandons",
+        env: "LAUNCH_GATE_BREAKER_ABANDONS",
+        unit: "ABANDONs 1-100",
+        default: "3",
+        doc: "ABANDONs of one group and launch template version, within the window, that trip the breaker",
+    },
+    Setting {
+        key: "breaker_window_seconds",
+        env: "LAUNCH_GATE_BREAKER_WINDOW_SECONDS",
+        unit: "seconds 60-3600",
+        default: "1800",
+        doc: "the breaker's window (EC2 shows terminated instances, and their launch template version, for about an hour)",
+    },
 ];
 
-/// Settings a hook's metadata cannot override.
-const ENV_ONLY: &[&str] = &["group_names", "hook_names"];
+/// Settings a hook's metadata cannot override: whom the gate serves, where its events go,
+/// and the breaker's action (the function's IAM policy is made for it).
+const ENV_ONLY: &[&str] = &["group_names", "hook_names", "event_bus", "breaker_action"];
 
 /// A setting that is not valid. The message names the variable or key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -493,6 +561,27 @@ impl GateConfig {
                     return Err("expected a target group ARN (arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<id>)".into());
                 }
             }
+            "event_bus" => {
+                self.event_bus = match v {
+                    "off" | "" => None,
+                    _ if event_bus_ok(v) => Some(v.to_owned()),
+                    _ => {
+                        return Err("expected off, an event bus name (1-256 of A-Z a-z 0-9 . _ - /) or an event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)".into());
+                    }
+                }
+            }
+            "breaker_action" => {
+                self.breaker_action = match v {
+                    "off" => BreakerAction::Off,
+                    "rollback" => BreakerAction::Rollback,
+                    "suspend" => BreakerAction::Suspend,
+                    _ => return Err("expected off, rollback or suspend".into()),
+                }
+            }
+            "breaker_abandons" => self.breaker_abandons = int(v, 1, 100)? as u32,
+            "breaker_window_seconds" => {
+                self.breaker_window = Duration::from_secs(int(v, 60, 3600)?)
+            }
             _ => return Err("unknown setting".into()),
         }
         Ok(())
@@ -538,6 +627,26 @@ impl GateConfig {
         self.host_header
             .clone()
             .unwrap_or_else(|| format!("{ip}:{}", self.health_port))
+    }
+}
+
+/// An EventBridge bus name, or an event bus ARN.
+fn event_bus_ok(v: &str) -> bool {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 256
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/".contains(&b))
+    };
+    match v.strip_prefix("arn:") {
+        Some(rest) => {
+            v.len() <= 1600
+                && rest.contains(":events:")
+                && rest
+                    .split_once(":event-bus/")
+                    .is_some_and(|(_, name)| name_ok(name))
+        }
+        None => name_ok(v),
     }
 }
 
@@ -693,6 +802,64 @@ mod tests {
         ] {
             let e = base.with_metadata(Some(metadata)).unwrap_err().to_string();
             assert!(e.contains(expected), "{metadata}: {e}");
+        }
+    }
+
+    #[test]
+    fn event_bus_and_breaker_settings() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            GateConfig::from_lookup(move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let c = env(&[
+            (
+                "LAUNCH_GATE_EVENT_BUS",
+                "arn:aws:events:eu-west-1:123456789012:event-bus/deploys",
+            ),
+            ("LAUNCH_GATE_BREAKER_ACTION", "rollback"),
+            ("LAUNCH_GATE_BREAKER_WINDOW_SECONDS", "900"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.event_bus.as_deref(),
+            Some("arn:aws:events:eu-west-1:123456789012:event-bus/deploys")
+        );
+        assert_eq!(c.breaker_action, BreakerAction::Rollback);
+        assert_eq!(c.breaker_window, Duration::from_secs(900));
+        assert_eq!(
+            env(&[("LAUNCH_GATE_EVENT_BUS", "off")]).unwrap().event_bus,
+            None
+        );
+        for (name, value) in [
+            ("LAUNCH_GATE_EVENT_BUS", "my bus"),
+            ("LAUNCH_GATE_EVENT_BUS", "arn:aws:sns:eu-west-1:1:topic"),
+            ("LAUNCH_GATE_BREAKER_ACTION", "terminate"),
+            ("LAUNCH_GATE_BREAKER_ABANDONS", "0"),
+            ("LAUNCH_GATE_BREAKER_WINDOW_SECONDS", "7200"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![(name, value)].into_boxed_slice());
+            let e = env(pairs).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+        // per hook: the threshold and window, never where events go or what a trip does
+        let d = GateConfig::default();
+        assert_eq!(
+            d.with_metadata(Some(r#"{"breaker_abandons": 5}"#))
+                .unwrap()
+                .breaker_abandons,
+            5
+        );
+        for key in ["event_bus", "breaker_action"] {
+            let e = d
+                .with_metadata(Some(&format!(r#"{{"{key}": "off"}}"#)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("set on the function"), "{e}");
         }
     }
 

@@ -21,6 +21,7 @@ use crate::aws::{
     ActionAnswer, Aws, AwsError, HookSettings, InstanceInfo, LifecycleActionResult,
     TargetGroupSettings,
 };
+use crate::breaker;
 use crate::config::{GateConfig, Mode, WarmPoolLaunch};
 use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
 use crate::event::{
@@ -29,6 +30,7 @@ use crate::event::{
 };
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
 use crate::probe::{ProbeRequest, Prober};
+use crate::publish;
 use crate::record::{
     DecisionRecord, LastFailure, Outcome, ProbeRecord, TargetGroupRecord, ValidationRecord,
 };
@@ -279,9 +281,43 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             );
             error!(instance_id = %action.instance_id, group = %action.group_name, error = %e, "AWS call failed");
         }
+        let settings = record
+            .settings
+            .clone()
+            .unwrap_or_else(|| self.config.clone());
+        if record.outcome == Outcome::Completed
+            && record.result == Some(LifecycleActionResult::Abandon)
+        {
+            record.breaker = breaker::after_abandon(
+                &self.aws,
+                &settings,
+                &action.group_name,
+                &action.instance_id,
+                record.launch_template.as_ref(),
+            )
+            .await;
+        }
         log_decision(&record);
         record.emit();
+        self.publish(&settings, &record).await;
         result.map(|()| record)
+    }
+
+    /// Puts the decision event, and the `Rollout Halted` event when this decision tripped
+    /// the breaker, on the configured bus. A hand-over to a new invocation is no decision.
+    async fn publish(&self, settings: &GateConfig, record: &DecisionRecord) {
+        let Some(bus) = &settings.event_bus else {
+            return;
+        };
+        if record.outcome == Outcome::Continued {
+            return;
+        }
+        let detail = publish::decision_detail(record);
+        publish::publish(&self.aws, bus, publish::DECISION_DETAIL_TYPE, &detail).await;
+        if let Some(b) = record.breaker.as_ref().filter(|b| b.tripped) {
+            let detail = publish::halted_detail(record, b);
+            publish::publish(&self.aws, bus, publish::HALTED_DETAIL_TYPE, &detail).await;
+        }
     }
 
     async fn run(
@@ -826,7 +862,10 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
                     return Ok(None);
                 }
-                Some(info) if info.private_ip.is_some() => return Ok(info.private_ip),
+                Some(info) if info.private_ip.is_some() => {
+                    record.launch_template = info.launch_template;
+                    return Ok(info.private_ip);
+                }
                 other => {
                     let what = if other.is_some() {
                         "has no private IP yet"
@@ -973,6 +1012,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 verdict.as_str()
             )
         };
+        // Written before the completion, while the instance surely exists: `launch-gate
+        // rollout` reads it. A failure is logged and changes nothing else.
+        let mut decision = sent.as_str().to_owned();
+        if let Some(c) = &record.cause {
+            decision.push_str(&format!(" cause={}", c.code));
+        }
+        if verdict != sent {
+            decision.push_str(&format!(" shadow-verdict={}", verdict.as_str()));
+        }
+        if let Err(e) = self.aws.tag_decision(&action.instance_id, &decision).await {
+            warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance with the decision");
+        }
         match self.aws.complete(action, sent).await? {
             ActionAnswer::Accepted => record.outcome = Outcome::Completed,
             ActionAnswer::NoActiveAction { message } => {
@@ -1198,13 +1249,19 @@ mod tests {
         }
     }
 
-    /// Auto Scaling and EC2: one instance in `state` with a private IP, a group without
-    /// target groups; records heartbeats and completions.
+    /// Auto Scaling and EC2: one instance in `state` with a private IP, launched from
+    /// `lt-1` version 2, in a group without target groups whose scaling activities show
+    /// the `abandoned` launches (of the same version); records heartbeats, completions,
+    /// breaker actions and events.
     struct FakeAws {
         calls: Mutex<Vec<String>>,
         decided: Mutex<bool>,
         state: &'static str,
         ip: &'static str,
+        abandoned: Vec<&'static str>,
+        group_tags: Mutex<Vec<(String, String)>>,
+        events: Mutex<Vec<(String, Value)>>,
+        events_fail: bool,
     }
 
     impl Default for FakeAws {
@@ -1214,7 +1271,52 @@ mod tests {
                 decided: Mutex::default(),
                 state: "pending",
                 ip: "10.0.1.23",
+                abandoned: Vec::new(),
+                group_tags: Mutex::default(),
+                events: Mutex::default(),
+                events_fail: false,
             }
+        }
+    }
+
+    fn release() -> Option<crate::aws::LaunchTemplateVersion> {
+        Some(crate::aws::LaunchTemplateVersion {
+            id: "lt-1".into(),
+            version: "2".into(),
+        })
+    }
+
+    fn info(state: &str, ip: &str) -> InstanceInfo {
+        InstanceInfo {
+            state: state.into(),
+            private_ip: Some(ip.parse().unwrap()),
+            group_name: Some("shop-web".into()),
+            claimed_until: None,
+            launch_template: release(),
+            decision: None,
+        }
+    }
+
+    impl crate::aws::Events for FakeAws {
+        async fn put_event(
+            &self,
+            _: &str,
+            _: &str,
+            detail_type: &str,
+            detail: &Value,
+        ) -> Result<(), AwsError> {
+            if self.events_fail {
+                return Err(AwsError {
+                    operation: "PutEvents",
+                    message: "InternalFailure".into(),
+                    source: Box::new(std::io::Error::other("down")),
+                });
+            }
+            self.events
+                .lock()
+                .unwrap()
+                .push((detail_type.to_owned(), detail.clone()));
+            Ok(())
         }
     }
 
@@ -1260,6 +1362,63 @@ mod tests {
         async fn target_group_arns(&self, _: &str) -> Result<Option<Vec<String>>, AwsError> {
             Ok(Some(Vec::new()))
         }
+        async fn group_state(&self, _: &str) -> Result<Option<crate::aws::GroupState>, AwsError> {
+            Ok(Some(crate::aws::GroupState {
+                suspended_processes: Vec::new(),
+                tags: self.group_tags.lock().unwrap().clone(),
+            }))
+        }
+        async fn scaling_activities(
+            &self,
+            _: &str,
+            _: u64,
+        ) -> Result<Vec<crate::aws::ScalingActivity>, AwsError> {
+            let now = epoch_seconds();
+            Ok(self
+                .abandoned
+                .iter()
+                .map(|id| crate::aws::ScalingActivity {
+                    id: format!("activity-{id}"),
+                    description: format!("Launching a new EC2 instance: {id}.  Status Reason: Instance failed to complete user's Lifecycle Action: Lifecycle Action with token t was abandoned: Lifecycle Action Completed with ABANDON Result"),
+                    status_code: "Cancelled".into(),
+                    status_message: Some("Instance failed to complete user's Lifecycle Action: Lifecycle Action with token t was abandoned: Lifecycle Action Completed with ABANDON Result".into()),
+                    start_time: now - 120,
+                    end_time: Some(now - 60),
+                })
+                .collect())
+        }
+        async fn tag_group(&self, _: &str, key: &str, value: &str) -> Result<(), AwsError> {
+            let mut tags = self.group_tags.lock().unwrap();
+            tags.retain(|(k, _)| k != key);
+            tags.push((key.to_owned(), value.to_owned()));
+            Ok(())
+        }
+        async fn suspend_launch(&self, _: &str) -> Result<(), AwsError> {
+            self.calls.lock().unwrap().push("SuspendProcesses".into());
+            Ok(())
+        }
+        async fn rollback_instance_refresh(
+            &self,
+            _: &str,
+        ) -> Result<crate::aws::RefreshAnswer, AwsError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push("RollbackInstanceRefresh".into());
+            Ok(crate::aws::RefreshAnswer::Irreversible(
+                "no desired configuration".into(),
+            ))
+        }
+        async fn cancel_instance_refresh(
+            &self,
+            _: &str,
+        ) -> Result<crate::aws::RefreshAnswer, AwsError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push("CancelInstanceRefresh".into());
+            Ok(crate::aws::RefreshAnswer::Accepted("refresh-1".into()))
+        }
     }
 
     impl TargetGroups for FakeAws {
@@ -1300,12 +1459,20 @@ mod tests {
             Ok(())
         }
         async fn describe_instance(&self, _: &str) -> Result<Option<InstanceInfo>, AwsError> {
-            Ok(Some(InstanceInfo {
-                state: self.state.into(),
-                private_ip: Some(self.ip.parse().unwrap()),
-                group_name: Some("shop-web".into()),
-                claimed_until: None,
-            }))
+            Ok(Some(info(self.state, self.ip)))
+        }
+        async fn tag_decision(&self, _: &str, decision: &str) -> Result<(), AwsError> {
+            self.calls.lock().unwrap().push(format!("tag {decision}"));
+            Ok(())
+        }
+        async fn describe_instances(
+            &self,
+            ids: &[String],
+        ) -> Result<Vec<(String, InstanceInfo)>, AwsError> {
+            Ok(ids
+                .iter()
+                .map(|id| (id.clone(), info("terminated", "10.0.1.9")))
+                .collect())
         }
     }
 
@@ -1351,7 +1518,7 @@ mod tests {
         assert_eq!(r.result, Some(LifecycleActionResult::Continue));
         assert_eq!(r.probe_count, 3);
         assert_eq!(r.time_to_decision_ms, 10_000);
-        assert_eq!(calls, ["CONTINUE"]);
+        assert_eq!(calls, ["tag CONTINUE", "CONTINUE"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1366,7 +1533,7 @@ mod tests {
             "{}",
             r.reason
         );
-        assert_eq!(calls, ["ABANDON"]);
+        assert_eq!(calls, ["tag ABANDON cause=connection_refused", "ABANDON"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1398,7 +1565,15 @@ mod tests {
             "{}",
             r.reason
         );
-        assert_eq!(calls, ["CONTINUE"]);
+        // the instance's decision tag keeps the verdict; the breaker counts no ABANDON
+        assert_eq!(
+            calls,
+            [
+                "tag CONTINUE cause=connection_refused shadow-verdict=ABANDON",
+                "CONTINUE"
+            ]
+        );
+        assert!(r.breaker.is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -1496,5 +1671,148 @@ mod tests {
         let r = gate.gate(&a, None).await.unwrap();
         assert_eq!(r.result, Some(LifecycleActionResult::Continue));
         assert_eq!(r.probe_count, 0);
+    }
+
+    fn events(gate: &Gate<FakeProber, FakeAws>) -> Vec<String> {
+        gate.aws
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_third_abandon_of_a_release_suspends_launches_once() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            ..FakeAws::default()
+        };
+        let gate = Gate::new(config(), FakeProber(Mutex::new(vec![false])), aws);
+        let r = gate.gate(&action(), None).await.unwrap();
+        assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+        let b = r.breaker.as_ref().unwrap();
+        assert!(b.tripped, "{b:?}");
+        assert_eq!(b.abandons.len(), 3);
+        assert_eq!(
+            b.abandons.last().unwrap().instance_id,
+            "i-0123456789abcdef0"
+        );
+        assert!(
+            b.action_taken
+                .as_deref()
+                .unwrap()
+                .contains("suspended the group's Launch process")
+        );
+        assert!(
+            b.resume_command
+                .as_deref()
+                .unwrap()
+                .contains("resume-processes")
+        );
+        assert_eq!(
+            gate.aws.calls.lock().unwrap().clone(),
+            [
+                "tag ABANDON cause=connection_refused",
+                "ABANDON",
+                "SuspendProcesses"
+            ]
+        );
+        assert_eq!(
+            events(&gate),
+            ["Lifecycle Action Decision", "Rollout Halted"]
+        );
+        let halted = gate.aws.events.lock().unwrap()[1].1.clone();
+        assert_eq!(halted["launch_template"]["version"], "2");
+        assert_eq!(halted["abandons"].as_array().unwrap().len(), 3);
+        assert_eq!(halted["tripped_by"]["cause"]["code"], "connection_refused");
+
+        // The next ABANDON of the same release counts from the trip: no second trip.
+        *gate.aws.decided.lock().unwrap() = false;
+        let r = gate.gate(&action(), None).await.unwrap();
+        let b = r.breaker.as_ref().unwrap();
+        assert!(!b.tripped);
+        assert_eq!(b.abandons.len(), 1);
+        assert_eq!(
+            gate.aws
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| *c == "SuspendProcesses")
+                .count(),
+            1
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn below_the_threshold_nothing_trips() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa"],
+            ..FakeAws::default()
+        };
+        let gate = Gate::new(config(), FakeProber(Mutex::new(vec![false])), aws);
+        let r = gate.gate(&action(), None).await.unwrap();
+        let b = r.breaker.as_ref().unwrap();
+        assert!(!b.tripped);
+        assert_eq!(b.abandons.len(), 2);
+        assert_eq!(events(&gate), ["Lifecycle Action Decision"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rollback_that_is_not_possible_cancels_and_says_why() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            ..FakeAws::default()
+        };
+        let config = GateConfig {
+            breaker_action: crate::config::BreakerAction::Rollback,
+            ..config()
+        };
+        let gate = Gate::new(config, FakeProber(Mutex::new(vec![false])), aws);
+        let r = gate.gate(&action(), None).await.unwrap();
+        let taken = r.breaker.unwrap().action_taken.unwrap();
+        assert!(
+            taken.contains("cannot be rolled back (no desired configuration)"),
+            "{taken}"
+        );
+        assert!(
+            taken.contains("cancelled instead (instance refresh refresh-1)"),
+            "{taken}"
+        );
+        let calls = gate.aws.calls.lock().unwrap().clone();
+        assert_eq!(
+            calls[2..],
+            ["RollbackInstanceRefresh", "CancelInstanceRefresh"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_that_cannot_be_published_change_nothing() {
+        let aws = FakeAws {
+            events_fail: true,
+            ..FakeAws::default()
+        };
+        let (r, calls) = run(&[true], config(), aws).await;
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert_eq!(r.result, Some(LifecycleActionResult::Continue));
+        assert_eq!(calls, ["tag CONTINUE", "CONTINUE"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_continue_is_one_decision_event_and_no_breaker() {
+        let gate = Gate::new(
+            config(),
+            FakeProber(Mutex::new(vec![true])),
+            FakeAws::default(),
+        );
+        let r = gate.gate(&action(), None).await.unwrap();
+        assert!(r.breaker.is_none());
+        assert_eq!(events(&gate), ["Lifecycle Action Decision"]);
+        let detail = gate.aws.events.lock().unwrap()[0].1.clone();
+        assert_eq!(detail["result"], "CONTINUE");
+        assert_eq!(detail["launch_template"]["id"], "lt-1");
+        assert!(detail["time_to_decision_ms"].is_u64());
     }
 }

@@ -15,10 +15,14 @@
 //! - [`aws`]: ports to EC2 and Auto Scaling, named by capability, and their SDK adapters.
 //! - [`gate`]: the loop: resolve, probe, heartbeat, decide, complete, record.
 //! - [`record`]: the decision record, one JSON line per lifecycle action.
+//! - [`breaker`]: the launch-loop breaker: abandons counted per group and launch template version, and the trip.
+//! - [`publish`]: decision and `Rollout Halted` events on EventBridge.
+//! - [`rollout`]: the pipeline step that waits for a rollout's instances to pass the gate.
 //!
 //! The binaries in `src/bin/` are thin: `bootstrap` is the Lambda function.
 
 pub mod aws;
+pub mod breaker;
 pub mod config;
 pub mod diagnosis;
 pub mod event;
@@ -27,4 +31,6 @@ pub mod gate;
 pub mod matcher;
 pub mod policy;
 pub mod probe;
+pub mod publish;
 pub mod record;
+pub mod rollout;

@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
-use crate::aws::{HookSettings, LifecycleActionResult, TargetGroupSettings, TargetHealth};
+use crate::aws::{
+    HookSettings, LaunchTemplateVersion, LifecycleActionResult, TargetGroupSettings, TargetHealth,
+};
+use crate::breaker::BreakerRecord;
 use crate::config::{GateConfig, Mode};
 use crate::diagnosis::Diagnosis;
 use crate::event::{Delivery, LifecycleAction, Location};
@@ -225,6 +228,12 @@ pub struct DecisionRecord {
     /// The last failed probe's status, `Location` and body start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<LastFailure>,
+    /// The launch template and version the instance was launched from (EC2's
+    /// `aws:ec2launchtemplate:*` tags).
+    pub launch_template: Option<LaunchTemplateVersion>,
+    /// The launch-loop breaker's count after an `ABANDON`, and its trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerRecord>,
     /// The instance's private IP.
     pub private_ip: Option<String>,
     /// The URL probed.
@@ -288,6 +297,8 @@ impl DecisionRecord {
             abandon_reason: None,
             cause: None,
             last_failure: None,
+            launch_template: None,
+            breaker: None,
             private_ip: None,
             target: None,
             host_header: None,

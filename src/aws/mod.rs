@@ -46,7 +46,39 @@ pub struct InstanceInfo {
     /// Until when a gate works on this instance (seconds since the Unix epoch), from its
     /// [`CLAIM_TAG`] tag.
     pub claimed_until: Option<u64>,
+    /// The launch template and version it was launched from.
+    pub launch_template: Option<LaunchTemplateVersion>,
+    /// The gate's decision on it, from its [`DECISION_TAG`] tag.
+    pub decision: Option<String>,
 }
+
+/// A launch template version, as EC2 tags every instance launched from a launch template:
+/// `aws:ec2launchtemplate:id` and `aws:ec2launchtemplate:version` (a number, never
+/// `$Latest` or `$Default`). The launch-loop breaker counts abandons per group and
+/// version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct LaunchTemplateVersion {
+    /// `lt-...`.
+    pub id: String,
+    /// The version number, as text.
+    pub version: String,
+}
+
+impl std::fmt::Display for LaunchTemplateVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} version {}", self.id, self.version)
+    }
+}
+
+/// The instance tag holding the gate's decision, written just before the lifecycle action
+/// is completed: `CONTINUE`, or `ABANDON cause=<code>`, with ` shadow-verdict=ABANDON` in
+/// shadow mode. `launch-gate rollout` reads it to tell instances that passed the gate.
+pub const DECISION_TAG: &str = "launch-gate:decision";
+
+/// The Auto Scaling group tag the launch-loop breaker writes when it trips:
+/// `<launch template id>:<version> <seconds since the Unix epoch> <instance id>`. It
+/// makes the breaker trip once per run of abandons, and tells `launch-gate rollout`.
+pub const BREAKER_TAG: &str = "launch-gate:breaker";
 
 /// The instance tag a gate writes while it works on the instance: the time (seconds
 /// since the Unix epoch) until which it will record a heartbeat. The sweep leaves claimed
@@ -126,6 +158,21 @@ pub trait Instances: Send + Sync {
         instance_id: &str,
         until: u64,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Tags the instance with [`DECISION_TAG`] = `decision`: `CreateTags`.
+    fn tag_decision(
+        &self,
+        instance_id: &str,
+        decision: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// The instances among `instance_ids` EC2 still knows (terminated instances stay
+    /// visible for about an hour), in one `DescribeInstances` with an `instance-id`
+    /// filter, so that unknown ids are left out rather than failing the call.
+    fn describe_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, InstanceInfo)>, AwsError>> + Send;
 }
 
 /// Auto Scaling lifecycle actions: `DescribeLifecycleHooks`,
@@ -217,6 +264,107 @@ pub trait AutoScalingGroups: Send + Sync {
         &self,
         group_name: &str,
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+
+    /// The group's suspended processes and tags; `None` when the group does not exist.
+    fn group_state(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<Option<GroupState>, AwsError>> + Send;
+
+    /// The group's scaling activities that started at or after `since` (seconds since the
+    /// Unix epoch), newest first: `DescribeScalingActivities`, 100 a page, at most 10 pages.
+    fn scaling_activities(
+        &self,
+        group_name: &str,
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<ScalingActivity>, AwsError>> + Send;
+
+    /// Sets a tag on the group, not propagated to instances: `CreateOrUpdateTags`.
+    fn tag_group(
+        &self,
+        group_name: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// Suspends the `Launch` process: `SuspendProcesses`. The group launches nothing until
+    /// `ResumeProcesses`.
+    fn suspend_launch(&self, group_name: &str)
+    -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// `RollbackInstanceRefresh`.
+    fn rollback_instance_refresh(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<RefreshAnswer, AwsError>> + Send;
+
+    /// `CancelInstanceRefresh`.
+    fn cancel_instance_refresh(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<RefreshAnswer, AwsError>> + Send;
+}
+
+/// What `DescribeAutoScalingGroups` says of a group, for the breaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupState {
+    /// `SuspendedProcesses[].ProcessName`.
+    pub suspended_processes: Vec<String>,
+    /// `Tags`, key and value.
+    pub tags: Vec<(String, String)>,
+}
+
+impl GroupState {
+    /// The value of the tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One scaling activity of a group, from `DescribeScalingActivities`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalingActivity {
+    /// `ActivityId`.
+    pub id: String,
+    /// `Description`, for example `Launching a new EC2 instance: i-0abc...`.
+    pub description: String,
+    /// `StatusCode`: `MidLifecycleAction`, `Successful`, `Cancelled`, `Failed`, ...
+    pub status_code: String,
+    /// `StatusMessage`.
+    pub status_message: Option<String>,
+    /// `StartTime`, seconds since the Unix epoch.
+    pub start_time: u64,
+    /// `EndTime`, seconds since the Unix epoch.
+    pub end_time: Option<u64>,
+}
+
+/// The answer to `RollbackInstanceRefresh` or `CancelInstanceRefresh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshAnswer {
+    /// Accepted: the refresh's `InstanceRefreshId`.
+    Accepted(String),
+    /// `ActiveInstanceRefreshNotFound`: no instance refresh is in progress.
+    NotFound(String),
+    /// `IrreversibleInstanceRefresh`: a rollback is not possible (no desired
+    /// configuration, `$Latest` or `$Default`, an AMI from a Systems Manager parameter).
+    Irreversible(String),
+}
+
+/// Amazon EventBridge: `PutEvents`.
+pub trait Events: Send + Sync {
+    /// Puts one event on `bus` (a name or an ARN) with `Source` `source`, `DetailType`
+    /// `detail_type` and `Detail` `detail` (a JSON object, at most 256 KB with the rest).
+    /// A rejected entry (`FailedEntryCount` 1) is an error.
+    fn put_event(
+        &self,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// Elastic Load Balancing target groups: `DescribeTargetGroups`, `RegisterTargets`,
@@ -266,8 +414,11 @@ pub trait Continuations: Send + Sync {
 
 /// Every port the gate uses.
 pub trait Aws:
-    LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations
+    LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations + Events
 {
 }
 
-impl<T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations> Aws for T {}
+impl<T> Aws for T where
+    T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations + Events
+{
+}

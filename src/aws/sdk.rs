@@ -7,9 +7,9 @@ use std::time::Duration;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use super::{
-    ActionAnswer, AutoScalingGroups, AwsError, Continuations, HookSettings, InstanceInfo,
-    Instances, LifecycleActionResult, LifecycleActions, TargetGroupSettings, TargetGroups,
-    TargetHealth,
+    ActionAnswer, AutoScalingGroups, AwsError, Continuations, Events, GroupState, HookSettings,
+    InstanceInfo, Instances, LaunchTemplateVersion, LifecycleActionResult, LifecycleActions,
+    RefreshAnswer, ScalingActivity, TargetGroupSettings, TargetGroups, TargetHealth,
 };
 use crate::event::LifecycleAction;
 
@@ -55,11 +55,12 @@ pub struct SdkAws {
     ec2: aws_sdk_ec2::Client,
     elbv2: aws_sdk_elasticloadbalancingv2::Client,
     lambda: aws_sdk_lambda::Client,
+    events: aws_sdk_eventbridge::Client,
     function_name: Option<String>,
 }
 
 impl SdkAws {
-    /// Builds the three clients from one SDK configuration (endpoint, credentials,
+    /// Builds the clients from one SDK configuration (endpoint, credentials,
     /// region, retries).
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
@@ -67,6 +68,7 @@ impl SdkAws {
             ec2: aws_sdk_ec2::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
             function_name: None,
         }
     }
@@ -194,21 +196,65 @@ impl LifecycleActions for SdkAws {
     }
 }
 
-impl Instances for SdkAws {
-    async fn claim(&self, instance_id: &str, until: u64) -> Result<(), AwsError> {
+impl SdkAws {
+    async fn create_tag(
+        &self,
+        instance_id: &str,
+        key: &str,
+        value: String,
+    ) -> Result<(), AwsError> {
         self.ec2
             .create_tags()
             .resources(instance_id)
             .tags(
                 aws_sdk_ec2::types::Tag::builder()
-                    .key(super::CLAIM_TAG)
-                    .value(until.to_string())
+                    .key(key)
+                    .value(value)
                     .build(),
             )
             .send()
             .await
             .map(|_| ())
             .map_err(|e| aws_error("CreateTags", e))
+    }
+}
+
+/// What the gate reads of a `DescribeInstances` instance.
+fn instance_info(instance: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
+    let tag = |key: &str| {
+        instance
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    InstanceInfo {
+        state: instance
+            .state()
+            .and_then(|s| s.name())
+            .map_or_else(|| "unknown".to_owned(), |n| n.as_str().to_owned()),
+        private_ip: instance
+            .private_ip_address()
+            .and_then(|ip| ip.parse::<IpAddr>().ok()),
+        group_name: tag("aws:autoscaling:groupName"),
+        claimed_until: tag(super::CLAIM_TAG).and_then(|v| v.parse().ok()),
+        launch_template: tag("aws:ec2launchtemplate:id")
+            .zip(tag("aws:ec2launchtemplate:version"))
+            .map(|(id, version)| LaunchTemplateVersion { id, version }),
+        decision: tag(super::DECISION_TAG),
+    }
+}
+
+impl Instances for SdkAws {
+    async fn claim(&self, instance_id: &str, until: u64) -> Result<(), AwsError> {
+        self.create_tag(instance_id, super::CLAIM_TAG, until.to_string())
+            .await
+    }
+
+    async fn tag_decision(&self, instance_id: &str, decision: &str) -> Result<(), AwsError> {
+        self.create_tag(instance_id, super::DECISION_TAG, decision.to_owned())
+            .await
     }
 
     async fn describe_instance(&self, instance_id: &str) -> Result<Option<InstanceInfo>, AwsError> {
@@ -223,35 +269,42 @@ impl Instances for SdkAws {
             Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => return Ok(None),
             Err(err) => return Err(aws_error("DescribeInstances", err)),
         };
-        let Some(instance) = out
+        Ok(out
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
             .find(|i| i.instance_id() == Some(instance_id))
-        else {
-            return Ok(None);
-        };
-        Ok(Some(InstanceInfo {
-            state: instance
-                .state()
-                .and_then(|s| s.name())
-                .map_or_else(|| "unknown".to_owned(), |n| n.as_str().to_owned()),
-            private_ip: instance
-                .private_ip_address()
-                .and_then(|ip| ip.parse::<IpAddr>().ok()),
-            group_name: instance
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some("aws:autoscaling:groupName"))
-                .and_then(|t| t.value())
-                .map(str::to_owned),
-            claimed_until: instance
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(super::CLAIM_TAG))
-                .and_then(|t| t.value())
-                .and_then(|v| v.parse().ok()),
-        }))
+            .map(instance_info))
+    }
+
+    async fn describe_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<Vec<(String, InstanceInfo)>, AwsError> {
+        let mut found = Vec::new();
+        // A filter takes at most 200 values.
+        for chunk in instance_ids.chunks(200) {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("instance-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    if let Some(id) = instance.instance_id() {
+                        found.push((id.to_owned(), instance_info(instance)));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -307,6 +360,182 @@ impl AutoScalingGroups for SdkAws {
             }
         }
         Ok(Some(arns))
+    }
+
+    async fn group_state(&self, group_name: &str) -> Result<Option<GroupState>, AwsError> {
+        Ok(self.describe_group(group_name).await?.map(|g| GroupState {
+            suspended_processes: g
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(str::to_owned))
+                .collect(),
+            tags: g
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
+        }))
+    }
+
+    async fn scaling_activities(
+        &self,
+        group_name: &str,
+        since: u64,
+    ) -> Result<Vec<ScalingActivity>, AwsError> {
+        let secs = |t: Option<&aws_sdk_autoscaling::primitives::DateTime>| {
+            t.map(|t| u64::try_from(t.secs()).unwrap_or(0))
+        };
+        let mut activities = Vec::new();
+        let mut pages = self
+            .autoscaling
+            .describe_scaling_activities()
+            .auto_scaling_group_name(group_name)
+            .max_records(100)
+            .into_paginator()
+            .page_size(100)
+            .send();
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DescribeScalingActivities", e))?;
+            read += 1;
+            let mut older = false;
+            for a in page.activities() {
+                let start_time = secs(a.start_time()).unwrap_or(0);
+                if start_time < since {
+                    older = true;
+                    continue;
+                }
+                activities.push(ScalingActivity {
+                    id: a.activity_id().unwrap_or_default().to_owned(),
+                    description: a.description().unwrap_or_default().to_owned(),
+                    status_code: a
+                        .status_code()
+                        .map_or_else(String::new, |c| c.as_str().to_owned()),
+                    status_message: a.status_message().map(str::to_owned),
+                    start_time,
+                    end_time: secs(a.end_time()),
+                });
+            }
+            // Activities come newest first: once one started before `since`, the rest did.
+            if older || read >= 10 {
+                break;
+            }
+        }
+        Ok(activities)
+    }
+
+    async fn tag_group(&self, group_name: &str, key: &str, value: &str) -> Result<(), AwsError> {
+        self.autoscaling
+            .create_or_update_tags()
+            .tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(group_name)
+                    .resource_type("auto-scaling-group")
+                    .key(key)
+                    .value(value)
+                    .propagate_at_launch(false)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("CreateOrUpdateTags", e))
+    }
+
+    async fn suspend_launch(&self, group_name: &str) -> Result<(), AwsError> {
+        self.autoscaling
+            .suspend_processes()
+            .auto_scaling_group_name(group_name)
+            .scaling_processes("Launch")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("SuspendProcesses", e))
+    }
+
+    async fn rollback_instance_refresh(&self, group_name: &str) -> Result<RefreshAnswer, AwsError> {
+        let sent = self
+            .autoscaling
+            .rollback_instance_refresh()
+            .auto_scaling_group_name(group_name)
+            .send()
+            .await
+            .map(|o| o.instance_refresh_id().unwrap_or_default().to_owned());
+        refresh_answer("RollbackInstanceRefresh", sent)
+    }
+
+    async fn cancel_instance_refresh(&self, group_name: &str) -> Result<RefreshAnswer, AwsError> {
+        let sent = self
+            .autoscaling
+            .cancel_instance_refresh()
+            .auto_scaling_group_name(group_name)
+            .send()
+            .await
+            .map(|o| o.instance_refresh_id().unwrap_or_default().to_owned());
+        refresh_answer("CancelInstanceRefresh", sent)
+    }
+}
+
+/// Maps an instance refresh call's error: no refresh in progress, or one that cannot be
+/// rolled back, are answers, not failures.
+fn refresh_answer<E>(
+    operation: &'static str,
+    result: Result<String, E>,
+) -> Result<RefreshAnswer, AwsError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    match result {
+        Ok(id) => Ok(RefreshAnswer::Accepted(id)),
+        Err(err) => {
+            let message = err.message().unwrap_or_default().to_owned();
+            match err.code() {
+                Some("ActiveInstanceRefreshNotFound") => Ok(RefreshAnswer::NotFound(message)),
+                Some("IrreversibleInstanceRefresh") => Ok(RefreshAnswer::Irreversible(message)),
+                _ => Err(aws_error(operation, err)),
+            }
+        }
+    }
+}
+
+impl Events for SdkAws {
+    async fn put_event(
+        &self,
+        bus: &str,
+        source: &str,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), AwsError> {
+        let out = self
+            .events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name(bus)
+                    .source(source)
+                    .detail_type(detail_type)
+                    .detail(detail.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| aws_error("PutEvents", e))?;
+        if out.failed_entry_count() > 0 {
+            let entry = out.entries().first();
+            let why = format!(
+                "{}: {}",
+                entry.and_then(|e| e.error_code()).unwrap_or("unknown"),
+                entry
+                    .and_then(|e| e.error_message())
+                    .unwrap_or("no message")
+            );
+            return Err(AwsError {
+                operation: "PutEvents",
+                message: format!("the event was rejected: {why}"),
+                source: Box::new(std::io::Error::other(why)),
+            });
+        }
+        Ok(())
     }
 }
 

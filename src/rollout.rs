@@ -1,0 +1,305 @@
+//! `launch-gate rollout`: the pipeline step. It waits until the Auto Scaling group has the
+//! expected number of in-service instances of the release being rolled out that passed
+//! the gate, or until the launch-loop breaker halts the release, or the instance refresh
+//! fails, or time runs out, printing each of the gate's decisions as it appears.
+//!
+//! The release is a launch template version, fixed when the step starts: the one an
+//! instance refresh in progress deploys (its `DesiredConfiguration`), else the one the
+//! group names (`$Latest` and `$Default` resolved with `DescribeLaunchTemplates`), or the
+//! one given. An instance passed the gate when its `launch-gate:decision` tag (written by
+//! the gate before it completes the lifecycle action) says `CONTINUE`. Everything is read
+//! from AWS: the step needs no access to the gate's logs or events.
+//!
+//! [`assess`] is pure; the SDK reads are in [`crate::aws::sdk`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::aws::{InstanceInfo, LaunchTemplateVersion};
+use crate::breaker::Trip;
+
+/// One instance refresh, from `DescribeInstanceRefreshes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshView {
+    /// `InstanceRefreshId`.
+    pub id: String,
+    /// `Status`: `Pending`, `InProgress`, `Successful`, `Failed`, `Cancelling`,
+    /// `Cancelled`, `RollbackInProgress`, `RollbackFailed`, `RollbackSuccessful`, `Baking`.
+    pub status: String,
+    /// `StatusReason`.
+    pub status_reason: Option<String>,
+    /// `DesiredConfiguration.LaunchTemplate.Version`, as given when it was started.
+    pub desired_version: Option<String>,
+}
+
+impl RefreshView {
+    /// Whether it still works toward its desired configuration.
+    pub fn is_rolling_out(&self) -> bool {
+        matches!(self.status.as_str(), "Pending" | "InProgress" | "Baking")
+    }
+}
+
+/// What the step reads of the group at each poll.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `DesiredCapacity`.
+    pub desired_capacity: u32,
+    /// The group's instances that are `InService`.
+    pub in_service: Vec<String>,
+    /// `SuspendedProcesses`.
+    pub suspended_processes: Vec<String>,
+    /// The breaker's trip, from the group's `launch-gate:breaker` tag.
+    pub trip: Option<Trip>,
+    /// The newest instance refresh.
+    pub refresh: Option<RefreshView>,
+    /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag
+    /// (terminated ones for about an hour), with its launch time (seconds since the Unix
+    /// epoch).
+    pub instances: Vec<(String, InstanceInfo, u64)>,
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Progress {
+    /// Not there yet.
+    Waiting {
+        /// In-service instances of the release that passed the gate.
+        passed: usize,
+        /// How many are expected.
+        expected: usize,
+    },
+    /// Enough instances of the release passed the gate and are in service.
+    Succeeded {
+        /// In-service instances of the release that passed the gate.
+        passed: usize,
+        /// How many were expected.
+        expected: usize,
+    },
+    /// The launch-loop breaker tripped for the release.
+    Halted {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The instance refresh ended without deploying the release.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// Whether an instance's decision tag says it passed the gate.
+pub fn passed_gate(decision: Option<&str>) -> bool {
+    decision.is_some_and(|d| d.split_whitespace().next() == Some("CONTINUE"))
+}
+
+/// Where the rollout of `release` stands. `started` is when the step started (seconds
+/// since the Unix epoch); `refresh_id` the instance refresh it follows, if any;
+/// `expect` the instances wanted (default: the group's desired capacity, at least 1).
+pub fn assess(
+    release: Option<&LaunchTemplateVersion>,
+    started: u64,
+    refresh_id: Option<&str>,
+    expect: Option<u32>,
+    snapshot: &Snapshot,
+) -> Progress {
+    if let Some(trip) = &snapshot.trip
+        && trip.release.as_ref() == release
+        && (trip.at >= started || snapshot.suspended_processes.iter().any(|p| p == "Launch"))
+    {
+        return Progress::Halted {
+            reason: format!(
+                "the launch-loop breaker tripped at {} on the ABANDON of {}: launches of this release were stopped (see the Rollout Halted event for the causes and what was done)",
+                crate::breaker::rfc3339(trip.at),
+                trip.instance_id
+            ),
+        };
+    }
+    if let Some(r) = snapshot
+        .refresh
+        .as_ref()
+        .filter(|r| Some(r.id.as_str()) == refresh_id)
+        && !r.is_rolling_out()
+        && r.status != "Successful"
+    {
+        return Progress::Failed {
+            reason: format!(
+                "the instance refresh {} is {}{}",
+                r.id,
+                r.status,
+                r.status_reason
+                    .as_deref()
+                    .map_or_else(String::new, |why| format!(": {why}"))
+            ),
+        };
+    }
+    let passed = snapshot
+        .instances
+        .iter()
+        .filter(|(id, info, _)| {
+            snapshot.in_service.contains(id)
+                && passed_gate(info.decision.as_deref())
+                && (release.is_none() || info.launch_template.as_ref() == release)
+        })
+        .count();
+    let expected = expect.unwrap_or(snapshot.desired_capacity).max(1) as usize;
+    if passed >= expected {
+        Progress::Succeeded { passed, expected }
+    } else {
+        Progress::Waiting { passed, expected }
+    }
+}
+
+/// A duration given as `30m`, `90s`, `1h` or a number of seconds.
+///
+/// # Errors
+/// The text, when it is none of these or is zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: use 90s, 30m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{text:?} is not a duration: use 90s, 30m or 1h")),
+    };
+    if secs == 0 {
+        return Err(format!("{text:?}: the duration must be more than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lt(version: &str) -> LaunchTemplateVersion {
+        LaunchTemplateVersion {
+            id: "lt-1".into(),
+            version: version.into(),
+        }
+    }
+
+    fn instance(id: &str, version: &str, decision: Option<&str>) -> (String, InstanceInfo, u64) {
+        (
+            id.into(),
+            InstanceInfo {
+                state: "running".into(),
+                private_ip: None,
+                group_name: Some("shop-web".into()),
+                claimed_until: None,
+                launch_template: Some(lt(version)),
+                decision: decision.map(str::to_owned),
+            },
+            0,
+        )
+    }
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            desired_capacity: 2,
+            in_service: vec!["i-old".into(), "i-new1".into(), "i-new2".into()],
+            instances: vec![
+                instance("i-old", "1", Some("CONTINUE")),
+                instance("i-new1", "2", Some("CONTINUE")),
+                instance("i-new2", "2", Some("CONTINUE shadow-verdict=ABANDON")),
+                instance("i-bad", "2", Some("ABANDON cause=host_rejected")),
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn only_in_service_instances_of_the_release_that_passed_count() {
+        let s = snapshot();
+        assert_eq!(
+            assess(Some(&lt("2")), 0, None, None, &s),
+            Progress::Succeeded {
+                passed: 2,
+                expected: 2
+            }
+        );
+        assert_eq!(
+            assess(Some(&lt("3")), 0, None, None, &s),
+            Progress::Waiting {
+                passed: 0,
+                expected: 2
+            }
+        );
+        assert_eq!(
+            assess(Some(&lt("2")), 0, None, Some(3), &s),
+            Progress::Waiting {
+                passed: 2,
+                expected: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_trip_of_the_release_halts_it() {
+        let mut s = snapshot();
+        s.trip = Some(Trip {
+            release: Some(lt("2")),
+            at: 100,
+            instance_id: "i-bad".into(),
+        });
+        assert!(matches!(
+            assess(Some(&lt("2")), 50, None, None, &s),
+            Progress::Halted { .. }
+        ));
+        // an older trip, of a release a person has resumed since, does not
+        assert!(matches!(
+            assess(Some(&lt("2")), 150, None, None, &s),
+            Progress::Succeeded { .. }
+        ));
+        s.suspended_processes.push("Launch".into());
+        assert!(matches!(
+            assess(Some(&lt("2")), 150, None, None, &s),
+            Progress::Halted { .. }
+        ));
+        // another release's trip is not this one's
+        assert!(matches!(
+            assess(Some(&lt("3")), 50, None, None, &s),
+            Progress::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn a_refresh_that_ends_otherwise_fails_the_rollout() {
+        let mut s = snapshot();
+        s.in_service.clear();
+        s.refresh = Some(RefreshView {
+            id: "r-1".into(),
+            status: "RollbackSuccessful".into(),
+            status_reason: Some("Rollback started by user request".into()),
+            desired_version: Some("2".into()),
+        });
+        let p = assess(Some(&lt("2")), 0, Some("r-1"), None, &s);
+        assert!(
+            matches!(&p, Progress::Failed { reason } if reason.contains("RollbackSuccessful")),
+            "{p:?}"
+        );
+        assert!(matches!(
+            assess(Some(&lt("2")), 0, None, None, &s),
+            Progress::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "m", "0", "10d", "-5m", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}
