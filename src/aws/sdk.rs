@@ -652,3 +652,151 @@ fn target(
         .port(i32::from(port))
         .build()
 }
+
+/// The launch template a group launches from: its `LaunchTemplate`, or its
+/// `MixedInstancesPolicy`'s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupLaunchTemplate {
+    /// `LaunchTemplateId`.
+    pub id: Option<String>,
+    /// `LaunchTemplateName`.
+    pub name: Option<String>,
+    /// `Version`: a number, `$Latest` or `$Default` (absent means `$Default`).
+    pub version: Option<String>,
+}
+
+/// Reads for `launch-gate rollout`.
+impl SdkAws {
+    /// The group's state for the rollout step and the launch template it names; `None`
+    /// when the group does not exist. `DescribeAutoScalingGroups`,
+    /// `DescribeInstanceRefreshes` (the newest), and `DescribeInstances` of the instances
+    /// tagged with the group's name.
+    ///
+    /// # Errors
+    /// The first AWS call that failed after retries.
+    pub async fn rollout_snapshot(
+        &self,
+        group_name: &str,
+    ) -> Result<Option<(crate::rollout::Snapshot, Option<GroupLaunchTemplate>)>, AwsError> {
+        use crate::rollout::{RefreshView, Snapshot};
+        let Some(group) = self.describe_group(group_name).await? else {
+            return Ok(None);
+        };
+        let spec = group.launch_template().or_else(|| {
+            group
+                .mixed_instances_policy()
+                .and_then(|m| m.launch_template())
+                .and_then(|l| l.launch_template_specification())
+        });
+        let template = spec.map(|s| GroupLaunchTemplate {
+            id: s.launch_template_id().map(str::to_owned),
+            name: s.launch_template_name().map(str::to_owned),
+            version: s.version().map(str::to_owned),
+        });
+        let refreshes = self
+            .autoscaling
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(group_name)
+            .max_records(1)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeInstanceRefreshes", e))?;
+        let refresh = refreshes.instance_refreshes().first().map(|r| RefreshView {
+            id: r.instance_refresh_id().unwrap_or_default().to_owned(),
+            status: r
+                .status()
+                .map_or_else(String::new, |s| s.as_str().to_owned()),
+            status_reason: r.status_reason().map(str::to_owned),
+            desired_version: r
+                .desired_configuration()
+                .and_then(|d| d.launch_template())
+                .and_then(|l| l.version())
+                .map(str::to_owned),
+        });
+        let mut instances = Vec::new();
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:aws:autoscaling:groupName")
+                    .values(group_name)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(id) = i.instance_id() {
+                    let launched = i
+                        .launch_time()
+                        .map_or(0, |t| u64::try_from(t.secs()).unwrap_or(0));
+                    instances.push((id.to_owned(), instance_info(i), launched));
+                }
+            }
+        }
+        let snapshot = Snapshot {
+            desired_capacity: group
+                .desired_capacity()
+                .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
+            in_service: group
+                .instances()
+                .iter()
+                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                .filter_map(|i| i.instance_id().map(str::to_owned))
+                .collect(),
+            suspended_processes: group
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name().map(str::to_owned))
+                .collect(),
+            trip: group
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(super::BREAKER_TAG))
+                .and_then(|t| t.value())
+                .and_then(crate::breaker::Trip::parse),
+            refresh,
+            instances,
+        };
+        Ok(Some((snapshot, template)))
+    }
+
+    /// The numbered version `version` (`$Latest`, `$Default`, absent, or a number) of the
+    /// launch template `template`: `DescribeLaunchTemplates`. `None` when EC2 does not
+    /// know the template.
+    ///
+    /// # Errors
+    /// An AWS call that failed after retries.
+    pub async fn resolve_launch_template(
+        &self,
+        template: &GroupLaunchTemplate,
+        version: Option<&str>,
+    ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
+        let mut call = self.ec2.describe_launch_templates();
+        call = match (&template.id, &template.name) {
+            (Some(id), _) => call.launch_template_ids(id),
+            (None, Some(name)) => call.launch_template_names(name),
+            (None, None) => return Ok(None),
+        };
+        let out = call
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeLaunchTemplates", e))?;
+        let Some(t) = out.launch_templates().first() else {
+            return Ok(None);
+        };
+        let number = match version.unwrap_or("$Default") {
+            "$Latest" => t.latest_version_number().map(|n| n.to_string()),
+            "$Default" => t.default_version_number().map(|n| n.to_string()),
+            n => Some(n.to_owned()),
+        };
+        Ok(t.launch_template_id()
+            .zip(number)
+            .map(|(id, version)| LaunchTemplateVersion {
+                id: id.to_owned(),
+                version,
+            }))
+    }
+}

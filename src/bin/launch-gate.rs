@@ -3,13 +3,16 @@
 //! ```text
 //! launch-gate probe --ip 10.0.1.23 --port 8000 --path /health [--host HOST] [--matcher 200-299] [--timeout 5s] [--json]
 //! launch-gate probe --instance-id i-0abc... [--region eu-west-1] [--target-groups]
+//! launch-gate rollout --group NAME [--expect N] [--timeout 30m] [--json]
 //! ```
 //!
-//! Exit status: 0 healthy, 1 unhealthy, 2 usage or configuration error.
+//! Exit status: `probe`: 0 healthy, 1 unhealthy; `rollout`: 0 the rollout succeeded, 1
+//! halted, failed or timed out; 2 usage or configuration error.
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +23,7 @@ use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
 use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
+use launch_gate::rollout::{Progress, assess, parse_duration};
 use serde::Serialize;
 use serde_json::json;
 
@@ -38,6 +42,37 @@ struct Cli {
 enum Command {
     /// Send the health check as the ELB sends it, and say what is wrong and how to fix it.
     Probe(ProbeArgs),
+    /// Wait until the group has N in-service instances of the release that passed the
+    /// gate, or the launch-loop breaker halts the release, or the timeout passes; print
+    /// each decision as it appears.
+    Rollout(RolloutArgs),
+}
+
+#[derive(Args)]
+struct RolloutArgs {
+    /// The Auto Scaling group.
+    #[arg(long)]
+    group: String,
+    /// In-service instances of the release that must pass the gate (default: the group's
+    /// desired capacity).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    expect: Option<u32>,
+    /// How long to wait: 90s, 30m, 1h.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: Duration,
+    /// The release: this numbered version of the group's launch template (default: the
+    /// version an instance refresh in progress deploys, else the group's).
+    #[arg(long)]
+    launch_template_version: Option<u32>,
+    /// Time between two looks at the group.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// AWS Region (default: the SDK's: AWS_REGION, the profile).
+    #[arg(long)]
+    region: Option<String>,
+    /// Print one JSON document a line instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -122,8 +157,11 @@ enum Failure {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let Command::Probe(args) = Cli::parse().command;
-    match probe(args).await {
+    let done = match Cli::parse().command {
+        Command::Probe(args) => probe(args).await,
+        Command::Rollout(args) => rollout(args).await,
+    };
+    match done {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(Failure::Config(message)) => {
@@ -216,12 +254,7 @@ async fn resolve(
     with_target_groups: bool,
     body_limit: usize,
 ) -> Result<(IpAddr, Vec<(String, ProbeRequest)>), Failure> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(launch_gate::aws::sdk::retry_config());
-    if let Some(r) = region {
-        loader = loader.region(Region::new(r));
-    }
-    let aws = SdkAws::new(&loader.load().await);
+    let aws = sdk(region).await;
     let aws_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
     let info = aws
         .describe_instance(instance_id)
@@ -302,5 +335,211 @@ fn print_text(healthy: bool, results: &[CheckResult]) {
             );
             println!("        {} {}", paint("1", "fix:"), c.fix);
         }
+    }
+}
+
+/// The SDK clients with the gate's retry policy, in `region` if given.
+async fn sdk(region: Option<String>) -> SdkAws {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(launch_gate::aws::sdk::retry_config());
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r));
+    }
+    SdkAws::new(&loader.load().await)
+}
+
+fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Prints the rollout's lines: text, or one JSON document a line.
+struct Report {
+    json: bool,
+    start: tokio::time::Instant,
+}
+
+impl Report {
+    fn line(&self, kind: &str, text: &str, fields: serde_json::Value) {
+        let elapsed = self.start.elapsed().as_secs();
+        if self.json {
+            let mut doc = json!({"event": kind, "elapsed_seconds": elapsed, "message": text});
+            if let (Some(d), Some(f)) = (doc.as_object_mut(), fields.as_object()) {
+                d.extend(f.clone());
+            }
+            println!("{doc}");
+        } else {
+            println!("[{:>4}s] {text}", elapsed);
+        }
+    }
+}
+
+async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
+    let aws = sdk(args.region.clone()).await;
+    let report = Report {
+        json: args.json,
+        start: tokio::time::Instant::now(),
+    };
+    let started = epoch_seconds();
+    let config_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
+    let (first, template) = aws
+        .rollout_snapshot(&args.group)
+        .await
+        .map_err(config_error)?
+        .ok_or_else(|| {
+            Failure::Config(format!(
+                "the Auto Scaling group {} does not exist",
+                args.group
+            ))
+        })?;
+    let refresh = first.refresh.clone().filter(|r| r.is_rolling_out());
+    let (version, from) = match (&args.launch_template_version, &refresh, &template) {
+        (Some(v), _, _) => (Some(v.to_string()), "--launch-template-version".to_owned()),
+        (None, Some(r), _) if r.desired_version.is_some() => (
+            r.desired_version.clone(),
+            format!("the desired configuration of instance refresh {}", r.id),
+        ),
+        (None, _, Some(t)) => (t.version.clone(), "the group's launch template".to_owned()),
+        (None, _, None) => (None, String::new()),
+    };
+    let release = match &template {
+        Some(t) => Some(
+            aws.resolve_launch_template(t, version.as_deref())
+                .await
+                .map_err(config_error)?
+                .ok_or_else(|| {
+                    Failure::Config(format!(
+                        "EC2 does not know the group's launch template {}",
+                        t.id.as_deref().or(t.name.as_deref()).unwrap_or("?")
+                    ))
+                })?,
+        ),
+        None if args.launch_template_version.is_some() => {
+            return Err(Failure::Config(format!(
+                "--launch-template-version: the group {} has no launch template",
+                args.group
+            )));
+        }
+        None => None,
+    };
+    let refresh_id = refresh.as_ref().map(|r| r.id.clone());
+    let what = release.as_ref().map_or_else(
+        || "any launch configuration".to_owned(),
+        |r| format!("launch template {r} (from {from})"),
+    );
+    report.line(
+        "start",
+        &format!(
+            "rollout of {}: release {what}; waiting for {} in-service instances that pass the gate, at most {} s",
+            args.group,
+            args.expect
+                .map_or_else(|| "the desired capacity of".to_owned(), |n| n.to_string()),
+            args.timeout.as_secs()
+        ),
+        json!({"group": args.group, "launch_template": release, "instance_refresh": refresh_id}),
+    );
+
+    let mut printed: Vec<(String, String)> = Vec::new();
+    let mut last: Option<Progress> = None;
+    let mut snapshot = Some(first);
+    loop {
+        let snap = match snapshot.take() {
+            Some(s) => Some(s),
+            None => match aws.rollout_snapshot(&args.group).await {
+                Ok(Some((s, _))) => Some(s),
+                Ok(None) => {
+                    report.line(
+                        "end",
+                        &format!("rollout failed: the group {} was deleted", args.group),
+                        json!({"status": "failed"}),
+                    );
+                    return Ok(false);
+                }
+                Err(e) => {
+                    report.line("warning", &format!("{e}; looking again"), json!({}));
+                    None
+                }
+            },
+        };
+        if let Some(snap) = snap {
+            for (id, info, _) in &snap.instances {
+                let Some(decision) = &info.decision else {
+                    continue;
+                };
+                if release.is_some() && info.launch_template != release {
+                    continue;
+                }
+                if printed.iter().any(|(i, d)| i == id && d == decision) {
+                    continue;
+                }
+                printed.push((id.clone(), decision.clone()));
+                report.line(
+                    "decision",
+                    &format!("{id} {decision}"),
+                    json!({"instance_id": id, "decision": decision, "launch_template": info.launch_template}),
+                );
+            }
+            let progress = assess(
+                release.as_ref(),
+                started,
+                refresh_id.as_deref(),
+                args.expect,
+                &snap,
+            );
+            match &progress {
+                Progress::Waiting { passed, expected } => {
+                    if last.as_ref() != Some(&progress) {
+                        report.line(
+                            "progress",
+                            &format!("{passed} of {expected} in service and passed the gate"),
+                            json!({"passed": passed, "expected": expected}),
+                        );
+                    }
+                }
+                Progress::Succeeded { passed, expected } => {
+                    report.line(
+                        "end",
+                        &format!("rollout succeeded: {passed} of {expected} in service and passed the gate"),
+                        json!({"status": "succeeded", "passed": passed, "expected": expected}),
+                    );
+                    return Ok(true);
+                }
+                Progress::Halted { reason } => {
+                    report.line(
+                        "end",
+                        &format!("rollout halted: {reason}"),
+                        json!({"status": "halted"}),
+                    );
+                    return Ok(false);
+                }
+                Progress::Failed { reason } => {
+                    report.line(
+                        "end",
+                        &format!("rollout failed: {reason}"),
+                        json!({"status": "failed"}),
+                    );
+                    return Ok(false);
+                }
+            }
+            last = Some(progress);
+        }
+        let left = args.timeout.saturating_sub(report.start.elapsed());
+        if left.is_zero() {
+            let passed = match &last {
+                Some(Progress::Waiting { passed, expected }) => format!("{passed} of {expected}"),
+                _ => "none".to_owned(),
+            };
+            report.line(
+                "end",
+                &format!(
+                    "rollout timed out after {} s: {passed} in service and passed the gate",
+                    args.timeout.as_secs()
+                ),
+                json!({"status": "timed_out"}),
+            );
+            return Ok(false);
+        }
+        tokio::time::sleep(args.poll_interval.min(left)).await;
     }
 }

@@ -512,42 +512,7 @@ impl World {
     /// A sample event from `events/` with the fields of `action`, one of the emulator's
     /// lifecycle actions, filled in.
     pub fn event_for(&self, sample: &str, action: &Value) -> Value {
-        let text = std::fs::read_to_string(repo().join("events").join(sample)).unwrap();
-        let mut event: Value = serde_json::from_str(&text).unwrap();
-        let a = action;
-        let fill = |m: &mut serde_json::Map<String, Value>| {
-            for key in [
-                "LifecycleActionToken",
-                "AutoScalingGroupName",
-                "LifecycleHookName",
-                "EC2InstanceId",
-                "NotificationMetadata",
-            ] {
-                if m.contains_key(key) {
-                    m.insert(key.into(), a[key].clone());
-                }
-            }
-            if m.contains_key("Time") {
-                m.insert("Time".into(), a["Started"].clone());
-            }
-        };
-        if let Some(detail) = event.get_mut("detail").and_then(Value::as_object_mut) {
-            fill(detail);
-            event["time"] = Value::String(a["Started"].as_str().unwrap().to_owned());
-            event["resources"] = serde_json::json!([a["AutoScalingGroupARN"]]);
-        } else if let Some(records) = event.get_mut("Records").and_then(Value::as_array_mut) {
-            for r in records {
-                let slot = if r.get("Sns").is_some() {
-                    &mut r["Sns"]["Message"]
-                } else {
-                    &mut r["body"]
-                };
-                let mut message: Value = serde_json::from_str(slot.as_str().unwrap()).unwrap();
-                fill(message.as_object_mut().unwrap());
-                *slot = Value::String(message.to_string());
-            }
-        }
-        event
+        sample_event(sample, action)
     }
 
     /// The instance's lifecycle state in the group (`Pending:Wait`, `InService`), or
@@ -986,4 +951,232 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         stop(&mut self.child);
     }
+}
+
+/// A subscriber to the gate's events, as a pipeline would have one: an EventBridge rule
+/// on the default bus matching `"source": ["launch-gate"]`, with an SQS queue as its
+/// target.
+pub struct Subscriber {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    /// Every event received so far.
+    pub received: Vec<Value>,
+}
+
+impl Subscriber {
+    /// The rule and its queue, in the world's emulator.
+    pub async fn start(sdk: &SdkConfig) -> Self {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("launch-gate-events")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        // The README's rule.
+        events
+            .put_rule()
+            .name("launch-gate-to-pipeline")
+            .event_pattern(r#"{"source": ["launch-gate"]}"#)
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule("launch-gate-to-pipeline")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("pipeline")
+                    .arn(arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Self {
+            sqs,
+            queue_url,
+            received: Vec::new(),
+        }
+    }
+
+    /// Receives what has arrived, and returns every event received so far.
+    pub async fn events(&mut self) -> &[Value] {
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if out.messages().is_empty() {
+                break;
+            }
+            for m in out.messages() {
+                self.received
+                    .push(serde_json::from_str(m.body().unwrap()).unwrap());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        &self.received
+    }
+
+    /// The details of the events of `detail_type` received so far.
+    pub async fn details(&mut self, detail_type: &str) -> Vec<Value> {
+        self.events()
+            .await
+            .iter()
+            .filter(|e| e["detail-type"] == detail_type)
+            .map(|e| e["detail"].clone())
+            .collect()
+    }
+}
+
+/// The group's instances and EventBridge, played for a rollout: each launch the hook
+/// holds boots its release (the app of its launch template version, started on its
+/// private IP) and its lifecycle event is delivered to a gate, as the rule would.
+pub struct Fleet {
+    task: tokio::task::JoinHandle<()>,
+    apps: std::sync::Arc<std::sync::Mutex<Vec<DjangoApp>>>,
+}
+
+/// What a release does when an instance boots: its app's settings, or `None` when the
+/// app never starts. Given the launch template version and how many instances of that
+/// version booted before.
+pub type Release = fn(&str, usize) -> Option<AppSetup>;
+
+impl World {
+    /// Starts playing the fleet: gates use `config` (the function's settings).
+    pub fn fleet(&self, config: GateConfig, release: Release) -> Fleet {
+        let apps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let url = self.emulator.url.clone();
+        let sdk = self.sdk.clone();
+        let port = self.port;
+        let shared = apps.clone();
+        let task = tokio::spawn(async move {
+            let ec2 = aws_sdk_ec2::Client::new(&sdk);
+            let mut seen: Vec<String> = Vec::new();
+            let mut booted: Vec<String> = Vec::new();
+            loop {
+                let view = format!("{url}/_launch_gate/lifecycle-actions");
+                let actions = tokio::task::spawn_blocking(move || http_get_json(&view))
+                    .await
+                    .unwrap();
+                for action in actions["LifecycleActions"].as_array().unwrap() {
+                    let id = action["EC2InstanceId"].as_str().unwrap().to_owned();
+                    if action["Pending"] != true || seen.contains(&id) {
+                        continue;
+                    }
+                    seen.push(id.clone());
+                    let described = ec2
+                        .describe_instances()
+                        .instance_ids(&id)
+                        .send()
+                        .await
+                        .unwrap();
+                    let instance = &described.reservations()[0].instances()[0];
+                    let ip: IpAddr = instance.private_ip_address().unwrap().parse().unwrap();
+                    let version = instance
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some("aws:ec2launchtemplate:version"))
+                        .and_then(|t| t.value())
+                        .unwrap_or("none")
+                        .to_owned();
+                    let nth = booted.iter().filter(|v| **v == version).count();
+                    booted.push(version.clone());
+                    let apps = shared.clone();
+                    let sdk = sdk.clone();
+                    let config = config.clone();
+                    let action = action.clone();
+                    tokio::spawn(async move {
+                        if let Some(setup) = release(&version, nth) {
+                            let app = tokio::task::spawn_blocking(move || {
+                                DjangoApp::start(ip, port, setup)
+                            })
+                            .await
+                            .unwrap();
+                            apps.lock().unwrap().push(app);
+                        }
+                        let gate = Gate::new(config, HttpProber::new(), SdkAws::new(&sdk));
+                        let event = sample_event("launch.json", &action);
+                        let _ = gate.handle(&event, None).await;
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        Fleet { task, apps }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.apps.lock().unwrap().clear();
+    }
+}
+
+/// A sample event from `events/` with the fields of `action`, one of the emulator's
+/// lifecycle actions, filled in.
+pub fn sample_event(sample: &str, action: &Value) -> Value {
+    let text = std::fs::read_to_string(repo().join("events").join(sample)).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    let a = action;
+    let fill = |m: &mut serde_json::Map<String, Value>| {
+        for key in [
+            "LifecycleActionToken",
+            "AutoScalingGroupName",
+            "LifecycleHookName",
+            "EC2InstanceId",
+            "NotificationMetadata",
+        ] {
+            if m.contains_key(key) {
+                m.insert(key.into(), a[key].clone());
+            }
+        }
+        if m.contains_key("Time") {
+            m.insert("Time".into(), a["Started"].clone());
+        }
+    };
+    if let Some(detail) = event.get_mut("detail").and_then(Value::as_object_mut) {
+        fill(detail);
+        event["time"] = Value::String(a["Started"].as_str().unwrap().to_owned());
+        event["resources"] = serde_json::json!([a["AutoScalingGroupARN"]]);
+    } else if let Some(records) = event.get_mut("Records").and_then(Value::as_array_mut) {
+        for r in records {
+            let slot = if r.get("Sns").is_some() {
+                &mut r["Sns"]["Message"]
+            } else {
+                &mut r["body"]
+            };
+            let mut message: Value = serde_json::from_str(slot.as_str().unwrap()).unwrap();
+            fill(message.as_object_mut().unwrap());
+            *slot = Value::String(message.to_string());
+        }
+    }
+    event
 }

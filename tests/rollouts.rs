@@ -1,0 +1,520 @@
+//! Rollouts beyond one instance, end to end: the emulator's group launches and replaces
+//! instances (scale-out, instance refresh, replacement of abandoned launches), each
+//! launch boots its release's Django app on its private IP, and the gate decides every
+//! held launch. Proves the launch-loop breaker (a broken release trips it after three
+//! ABANDONs and the launches stop or the refresh is rolled back; a healthy release and a
+//! single flaky ABANDON never trip it), the decision and `Rollout Halted` events as a
+//! pipeline's EventBridge rule receives them, and `launch-gate rollout`'s exit codes.
+
+mod common;
+
+use std::future::Future;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{AppSetup, Fleet, Subscriber, World, WorldSpec};
+use launch_gate::config::{BreakerAction, GateConfig};
+use serde_json::Value;
+
+/// Every release boots a healthy app.
+fn healthy(_: &str, _: usize) -> Option<AppSetup> {
+    Some(AppSetup::default())
+}
+
+/// Version 2 is the broken release: Django rejects the ELB's `Host: <private-ip>:<port>`.
+fn version_2_broken(version: &str, _: usize) -> Option<AppSetup> {
+    Some(if version == "2" {
+        AppSetup::allowing("shop.example.com")
+    } else {
+        AppSetup::default()
+    })
+}
+
+/// The first instance that boots never starts its app (a flaky boot); every other is
+/// healthy.
+fn first_boot_fails(_: &str, nth: usize) -> Option<AppSetup> {
+    (nth > 0).then(AppSetup::default)
+}
+
+/// Polls `probe` every 500 ms until it gives a value, for at most `limit`.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+struct Rollout {
+    world: World,
+    events: Subscriber,
+    _fleet: Fleet,
+}
+
+impl Rollout {
+    /// A group of `capacity` instances of launch template version 1 (which the group
+    /// names by number), all gated in, with the gate's `config` and the fleet's `release`.
+    async fn start(capacity: i32, config: GateConfig, release: common::Release) -> Self {
+        let world = World::build(WorldSpec {
+            capacity,
+            ..WorldSpec::default()
+        })
+        .await;
+        world
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&world.group)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("shop-web")
+                    .version("1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let events = Subscriber::start(&world.sdk).await;
+        let fleet = world.fleet(config, release);
+        let r = Self {
+            world,
+            events,
+            _fleet: fleet,
+        };
+        let n = capacity as usize;
+        eventually(
+            "the first instances are in service",
+            Duration::from_secs(90),
+            || async { (r.in_service().await.len() >= n).then_some(()) },
+        )
+        .await;
+        r
+    }
+
+    /// Launch template version 2 of the release.
+    async fn new_version(&self) {
+        self.world
+            .ec2
+            .create_launch_template_version()
+            .launch_template_name("shop-web")
+            .launch_template_data(
+                aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                    .image_id("ami-12c6146b")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn group(&self) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+        self.world
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.world.group)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()[0]
+            .clone()
+    }
+
+    /// The group's in-service instances and their launch template versions.
+    async fn in_service(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for i in self.group().await.instances() {
+            if i.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
+                let id = i.instance_id().unwrap().to_owned();
+                out.push((id.clone(), self.version_of(&id).await));
+            }
+        }
+        out
+    }
+
+    async fn version_of(&self, instance_id: &str) -> String {
+        let d = self
+            .world
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .unwrap();
+        d.reservations()[0].instances()[0]
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("aws:ec2launchtemplate:version"))
+            .and_then(|t| t.value())
+            .unwrap_or("none")
+            .to_owned()
+    }
+
+    /// The group's launches so far (its scaling activities), by launch template version.
+    async fn launches_of(&self, version: &str) -> usize {
+        let mut n = 0;
+        for a in self.activities().await {
+            let description = a.description().unwrap_or_default();
+            if let Some(rest) = description.strip_prefix("Launching a new EC2 instance: ") {
+                let id: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                n += usize::from(self.version_of(&id).await == version);
+            }
+        }
+        n
+    }
+
+    async fn activities(&self) -> Vec<aws_sdk_autoscaling::types::Activity> {
+        self.world
+            .autoscaling
+            .describe_scaling_activities()
+            .auto_scaling_group_name(&self.world.group)
+            .send()
+            .await
+            .unwrap()
+            .activities()
+            .to_vec()
+    }
+
+    async fn refresh(&self) -> aws_sdk_autoscaling::types::InstanceRefresh {
+        self.world
+            .autoscaling
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(&self.world.group)
+            .send()
+            .await
+            .unwrap()
+            .instance_refreshes()[0]
+            .clone()
+    }
+
+    async fn start_refresh_to_version_2(&self) {
+        self.world
+            .autoscaling
+            .start_instance_refresh()
+            .auto_scaling_group_name(&self.world.group)
+            .desired_configuration(
+                aws_sdk_autoscaling::types::DesiredConfiguration::builder()
+                    .launch_template(
+                        aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                            .launch_template_name("shop-web")
+                            .version("2")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// `launch-gate rollout --group shop-web ARGS`, started now; its output once it exits.
+    fn rollout_cli(&self, args: &[&str]) -> tokio::task::JoinHandle<Output> {
+        let child = Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+            .args([
+                "rollout",
+                "--group",
+                &self.world.group,
+                "--poll-interval",
+                "1s",
+            ])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &self.world.emulator.url)
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    }
+
+    fn calls(&self, operation: &str) -> u64 {
+        self.world.calls()[operation].as_u64().unwrap_or(0)
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_release_trips_the_breaker_after_three_abandons_and_launches_stop() {
+    let mut r = Rollout::start(2, GateConfig::default(), version_2_broken).await;
+    r.new_version().await;
+    // Scale out on the broken release: two launches at a time, each abandoned and replaced.
+    r.world
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&r.world.group)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name("shop-web")
+                .version("2")
+                .build(),
+        )
+        .desired_capacity(4)
+        .send()
+        .await
+        .unwrap();
+    let cli = r.rollout_cli(&["--timeout", "150s"]);
+
+    eventually(
+        "the breaker suspends launches",
+        Duration::from_secs(120),
+        || async {
+            r.group()
+                .await
+                .suspended_processes()
+                .iter()
+                .any(|p| p.process_name() == Some("Launch"))
+                .then_some(())
+        },
+    )
+    .await;
+    // The launches already under way when it tripped (replacements of the abandons
+    // decided at the same time) are decided; after the suspension, nothing is launched.
+    let launched = r.launches_of("2").await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(r.launches_of("2").await, launched, "the loop goes on");
+    assert!(
+        (3..=6).contains(&launched),
+        "{launched} launches of version 2"
+    );
+    assert_eq!(r.calls("SuspendProcesses"), 1);
+    assert_eq!(
+        r.in_service()
+            .await
+            .iter()
+            .filter(|(_, v)| v == "2")
+            .count(),
+        0
+    );
+
+    let halted = r.events.details("Rollout Halted").await;
+    assert_eq!(halted.len(), 1, "the breaker trips once: {halted:#?}");
+    let h = &halted[0];
+    assert_eq!(h["group_name"], "shop-web");
+    assert_eq!(h["launch_template"]["version"], "2");
+    assert_eq!(h["action"], "suspend");
+    assert!(h["abandons"].as_array().unwrap().len() >= 3, "{h:#}");
+    assert_eq!(h["tripped_by"]["cause"]["code"], "host_rejected");
+    assert!(
+        h["resume_command"].as_str().unwrap().contains(
+            "resume-processes --auto-scaling-group-name shop-web --scaling-processes Launch"
+        ),
+        "{h:#}"
+    );
+
+    let decisions = r.events.details("Lifecycle Action Decision").await;
+    let abandons: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["result"] == "ABANDON")
+        .collect();
+    assert_eq!(abandons.len(), launched, "one decision event per launch");
+    for d in &abandons {
+        assert_eq!(d["launch_template"]["version"], "2");
+        assert_eq!(d["cause"]["code"], "host_rejected");
+        assert!(
+            d["cause"]["fix"]
+                .as_str()
+                .unwrap()
+                .contains("ALLOWED_HOSTS")
+        );
+        assert!(d["time_to_decision_ms"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        decisions
+            .iter()
+            .filter(|d| d["result"] == "CONTINUE")
+            .count(),
+        2
+    );
+
+    let out = cli.await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("ABANDON cause=host_rejected"), "{printed}");
+    assert!(
+        printed.contains("rollout halted: the launch-loop breaker tripped"),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_instance_refresh_is_rolled_back() {
+    let config = GateConfig {
+        breaker_action: BreakerAction::Rollback,
+        ..GateConfig::default()
+    };
+    let mut r = Rollout::start(2, config, version_2_broken).await;
+    r.new_version().await;
+    r.start_refresh_to_version_2().await;
+    let cli = r.rollout_cli(&["--timeout", "150s"]);
+
+    eventually(
+        "the refresh is rolled back",
+        Duration::from_secs(150),
+        || async {
+            let status = r.refresh().await.status().unwrap().as_str().to_owned();
+            (status == "RollbackSuccessful").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(r.calls("RollbackInstanceRefresh"), 1);
+    assert_eq!(r.calls("SuspendProcesses"), 0);
+    let serving = r.in_service().await;
+    assert_eq!(serving.len(), 2);
+    assert!(serving.iter().all(|(_, v)| v == "1"), "{serving:?}");
+    let launched = r.launches_of("2").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        r.launches_of("2").await,
+        launched,
+        "version 2 is still launched"
+    );
+
+    let halted = r.events.details("Rollout Halted").await;
+    assert_eq!(halted.len(), 1, "{halted:#?}");
+    let taken = halted[0]["action_taken"].as_str().unwrap();
+    assert!(taken.contains("rolled back instance refresh"), "{taken}");
+    assert_eq!(halted[0]["action"], "rollback");
+
+    let out = cli.await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("(from the desired configuration of instance refresh"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_healthy_release_rolls_out_and_never_trips_the_breaker() {
+    let mut r = Rollout::start(2, GateConfig::default(), healthy).await;
+    r.new_version().await;
+    r.start_refresh_to_version_2().await;
+    let out = r.rollout_cli(&["--timeout", "120s"]).await.unwrap();
+    let printed = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{printed}");
+    assert!(
+        printed.contains("rollout succeeded: 2 of 2 in service and passed the gate"),
+        "{printed}"
+    );
+    assert!(printed.contains("CONTINUE"), "{printed}");
+    eventually("the refresh succeeds", Duration::from_secs(30), || async {
+        (r.refresh().await.status().unwrap().as_str() == "Successful").then_some(())
+    })
+    .await;
+    let serving = r.in_service().await;
+    assert!(serving.iter().all(|(_, v)| v == "2"), "{serving:?}");
+
+    let decisions = r.events.details("Lifecycle Action Decision").await;
+    assert_eq!(decisions.len(), 4, "two launches of each version");
+    assert!(decisions.iter().all(|d| d["result"] == "CONTINUE"));
+    assert!(r.events.details("Rollout Halted").await.is_empty());
+    assert_eq!(r.calls("SuspendProcesses"), 0);
+    assert_eq!(r.calls("RollbackInstanceRefresh"), 0);
+    assert_eq!(
+        r.calls("DescribeScalingActivities"),
+        0,
+        "the breaker counts only after an ABANDON"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_flaky_abandon_among_successes_does_not_trip() {
+    let mut r = Rollout::start(3, GateConfig::default(), first_boot_fails).await;
+    let out = r
+        .rollout_cli(&["--expect", "3", "--timeout", "60s", "--json"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["status"], "succeeded");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["event"] != "end" || l["passed"] == 3)
+    );
+
+    let decisions = r.events.details("Lifecycle Action Decision").await;
+    let abandons: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["result"] == "ABANDON")
+        .collect();
+    assert_eq!(abandons.len(), 1, "{decisions:#?}");
+    let breaker = &abandons[0]["breaker"];
+    assert_eq!(breaker["tripped"], false);
+    assert_eq!(breaker["abandons"].as_array().unwrap().len(), 1);
+    assert_eq!(breaker["threshold"], 3);
+    assert!(r.events.details("Rollout Halted").await.is_empty());
+    assert_eq!(r.calls("SuspendProcesses"), 0);
+    assert!(
+        r.group()
+            .await
+            .tags()
+            .iter()
+            .all(|t| t.key() != Some("launch-gate:breaker"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollout_says_what_is_wrong_with_its_arguments() {
+    let emulator = common::Emulator::start();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+            .arg("rollout")
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &emulator.url)
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    for (args, says) in [
+        (&[][..], "--group"),
+        (
+            &["--group", "shop-web", "--timeout", "10d"][..],
+            "not a duration",
+        ),
+        (&["--group", "shop-web", "--expect", "0"][..], "--expect"),
+        (
+            &["--group", "no-such-group"][..],
+            "the Auto Scaling group no-such-group does not exist",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_bus_that_fails_changes_no_decision() {
+    let world = World::new(serde_json::json!({})).await;
+    let _app = common::DjangoApp::start(world.ip, world.port, AppSetup::default());
+    world.inject_fault("PutEvents", -1);
+    let record = world.gate_once("launch.json").await;
+    assert_eq!(
+        record.result,
+        Some(launch_gate::aws::LifecycleActionResult::Continue)
+    );
+    assert_eq!(world.lifecycle_state().await.as_deref(), Some("InService"));
+    assert!(world.calls()["PutEvents"].as_u64().unwrap() >= 1);
+}
