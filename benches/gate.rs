@@ -117,7 +117,7 @@ async fn scale(gates: usize) -> Value {
     let world = World::build_with_port(
         port,
         WorldSpec {
-            overrides: json!({"interval_seconds": 2, "probe_timeout_seconds": 2, "healthy_threshold": 2, "unhealthy_threshold": 2, "grace_period_seconds": 0}),
+            overrides: json!({"interval_seconds": 2, "probe_timeout_seconds": 2, "healthy_threshold": 2, "unhealthy_threshold": 2, "grace_period_seconds": 0, "max_wait_seconds": 60}),
             emulator_options: vec!["--throttle"],
             capacity: gates as i32,
             ..WorldSpec::default()
@@ -167,17 +167,17 @@ async fn scale(gates: usize) -> Value {
     }))
     .await;
     let wall = started.elapsed();
-    let mut failed = 0;
-    let mut wrong = 0;
+    let mut failed = Vec::new();
+    let mut wrong = Vec::new();
     for r in &results {
         match r {
             Ok(s) => {
                 let d = &s.decisions[0];
                 if d.result != Some(expected[&d.instance_id]) {
-                    wrong += 1;
+                    wrong.push(json!({"instance_id": d.instance_id, "outcome": d.outcome, "result": d.result, "reason": d.reason}));
                 }
             }
-            Err(_) => failed += 1,
+            Err(e) => failed.push(e.to_string()),
         }
     }
     let after = world.calls();
@@ -191,8 +191,10 @@ async fn scale(gates: usize) -> Value {
     json!({
         "gates": actions.len(),
         "wall_ms": wall.as_millis() as u64,
-        "failed": failed,
-        "wrong_verdicts": wrong,
+        "failed": failed.len(),
+        "failures": failed,
+        "wrong_verdicts": wrong.len(),
+        "wrong": wrong,
         "throttled_calls": throttled,
         "calls": after,
     })

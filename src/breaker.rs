@@ -13,9 +13,10 @@
 //! shows for about an hour after termination (hence a window of at most an hour). A trip
 //! is written on the group as the [`BREAKER_TAG`] tag: a later run of abandons of the same
 //! version counts from there, so a person who resumes launches after fixing, say, a
-//! database gets `breaker_abandons` fresh chances; and concurrent gates that reach the
-//! threshold together agree on the one that acts (last writer wins, read back after
-//! [`LEASE_SETTLE`]).
+//! database gets `breaker_abandons` fresh chances. Concurrent gates that reach the
+//! threshold together agree on the one that acts: each looks for a newer trip of the
+//! release just before writing its own, and after [`LEASE_SETTLE`] reads the tag back;
+//! the last writer acts.
 //!
 //! The breaker runs after the lifecycle action is completed and never changes a verdict;
 //! an AWS error is recorded and logged, and the next `ABANDON` counts again.
@@ -35,8 +36,19 @@ use crate::config::{BreakerAction, GateConfig};
 /// writers have all written by then, and the last one acts.
 pub const LEASE_SETTLE: Duration = Duration::from_secs(2);
 
-/// The prefix of a launch activity's `Description`.
-const LAUNCH_PREFIX: &str = "Launching a new EC2 instance: ";
+/// The instance of a launch activity: `Launching a new EC2 instance: i-...`, also into or
+/// from a warm pool; `None` for other activities (terminations, failed launches without an
+/// instance).
+pub fn launched_instance(activity: &ScalingActivity) -> Option<&str> {
+    let d = activity.description.as_str();
+    if !(d.starts_with("Launching") || d.starts_with("Moving EC2 instance out of warm pool")) {
+        return None;
+    }
+    let before_reason = d.split("Status Reason").next().unwrap_or(d);
+    before_reason
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|t| t.len() > 2 && t.starts_with("i-"))
+}
 
 /// The instance of a launch whose lifecycle action was abandoned: `StatusCode`
 /// `Cancelled`, and a status message saying the lifecycle action was abandoned.
@@ -51,11 +63,7 @@ pub fn abandoned_launch(activity: &ScalingActivity) -> Option<&str> {
     if !message.contains("Lifecycle Action") || !message.contains("abandoned") {
         return None;
     }
-    let rest = activity.description.strip_prefix(LAUNCH_PREFIX)?;
-    let id = rest
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .next()?;
-    id.starts_with("i-").then_some(id)
+    launched_instance(activity)
 }
 
 /// A trip, as written in the group's [`BREAKER_TAG`] tag.
@@ -142,6 +150,9 @@ pub struct BreakerRecord {
     /// The command that undoes a suspension.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_command: Option<String>,
+    /// Why this `ABANDON` was not counted, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// An AWS call that failed; the breaker counts again at the next `ABANDON`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,6 +205,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
         tripped_by: None,
         action_taken: None,
         resume_command: None,
+        note: None,
         error: None,
     };
     if let Err(e) = count_and_trip(
@@ -227,18 +239,35 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         return Ok(());
     };
     let mut since = now.saturating_sub(config.breaker_window.as_secs());
+    // After a trip of this release, only launches started after it count: those under way
+    // when it tripped are its evidence's tail, not a new loop.
+    let mut last_trip = None;
     if let Some(trip) = group.tag(BREAKER_TAG).and_then(Trip::parse)
         && trip.release.as_ref() == release
         && trip.at >= since
     {
         since = trip.at + 1;
+        last_trip = Some(trip.at);
         record.counting_since = rfc3339(since);
     }
     // A launch starts before its lifecycle action ends, by up to the gate's longest wait.
     let launched_since = since.saturating_sub(config.max_wait.as_secs() + 600);
     let activities = aws.scaling_activities(group_name, launched_since).await?;
+    let started_after_trip = |a: &ScalingActivity| last_trip.is_none_or(|t| a.start_time > t);
+    if let Some(t) = last_trip
+        && activities
+            .iter()
+            .any(|a| launched_instance(a) == Some(instance_id) && !started_after_trip(a))
+    {
+        record.note = Some(format!(
+            "launched before the breaker tripped for this release at {}: not counted again",
+            rfc3339(t)
+        ));
+        return Ok(());
+    }
     let mut abandoned: Vec<(String, u64)> = activities
         .iter()
+        .filter(|a| started_after_trip(a))
         .filter_map(|a| {
             let id = abandoned_launch(a)?;
             let at = a.end_time?;
@@ -273,7 +302,17 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         return Ok(());
     }
 
-    // The threshold is reached: claim the trip, and act only if the claim holds.
+    // The threshold is reached. Another gate may have tripped for this release since the
+    // count began; if not, claim the trip, and act only if the claim holds.
+    let fresh = aws.group_state(group_name).await?.unwrap_or_default();
+    if let Some(other) = fresh.tag(BREAKER_TAG).and_then(Trip::parse)
+        && other.release.as_ref() == release
+        && other.at >= since
+    {
+        record.tripped_by = Some(other.instance_id);
+        return Ok(());
+    }
+    let previous = fresh.tag(BREAKER_TAG).unwrap_or("").to_owned();
     let trip = Trip {
         release: release.cloned(),
         at: now,
@@ -292,50 +331,73 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         warn!(group = %group_name, by = ?record.tripped_by, "the launch-loop breaker tripped for another gate's ABANDON at the same time; that gate acts");
         return Ok(());
     }
-    record.tripped = true;
+    match act(aws, config, group_name, release, &group, record).await {
+        Ok(done) => {
+            record.tripped = true;
+            record.action_taken = Some(done);
+            Ok(())
+        }
+        Err(e) => {
+            // Not tripped after all: the next ABANDON counts again and retries.
+            if let Err(undo) = aws.tag_group(group_name, BREAKER_TAG, &previous).await {
+                error!(group = %group_name, error = %undo, "could not take back the breaker's tag after its action failed");
+            }
+            record.resume_command = None;
+            Err(e)
+        }
+    }
+}
+
+/// Carries out the configured action of a trip; the words say what it did.
+async fn act<A: AutoScalingGroups>(
+    aws: &A,
+    config: &GateConfig,
+    group_name: &str,
+    release: Option<&LaunchTemplateVersion>,
+    group: &crate::aws::GroupState,
+    record: &mut BreakerRecord,
+) -> Result<String, crate::aws::AwsError> {
     let what = release.map_or_else(
         || "instances launched without a launch template".to_owned(),
         |r| format!("launch template {r}"),
     );
     let count = record.abandons.len();
     let minutes = config.breaker_window.as_secs() / 60;
-    record.action_taken = Some(match config.breaker_action {
-        BreakerAction::Off => unreachable!("checked before counting"),
+    let evidence = format!("{count} ABANDONs of {what} within {minutes} minutes");
+    Ok(match config.breaker_action {
+        BreakerAction::Off => format!("{evidence}; the breaker is off"),
         BreakerAction::Suspend => {
             record.resume_command = Some(resume_command(group_name));
             if group.suspended_processes.iter().any(|p| p == "Launch") {
-                format!(
-                    "{count} ABANDONs of {what} within {minutes} minutes; the group's Launch process was already suspended"
-                )
+                format!("{evidence}; the group's Launch process was already suspended")
             } else {
                 aws.suspend_launch(group_name).await?;
                 format!(
-                    "{count} ABANDONs of {what} within {minutes} minutes: suspended the group's Launch process, so no more instances of this release are launched. Fix the release (or the group's launch template), then resume launches"
+                    "{evidence}: suspended the group's Launch process, so no more instances are launched (nor replaced by an instance refresh or after health-check failures) until a person resumes launches. Fix the release (or point the group at a working launch template version), then resume"
                 )
             }
         }
         BreakerAction::Rollback => match aws.rollback_instance_refresh(group_name).await? {
             RefreshAnswer::Accepted(id) => format!(
-                "{count} ABANDONs of {what} within {minutes} minutes: rolled back instance refresh {id}; the group replaces the instances it launched with its previous configuration"
+                "{evidence}: rolled back instance refresh {id}; the group replaces the instances it launched with its previous configuration"
             ),
             RefreshAnswer::NotFound(message) => format!(
-                "{count} ABANDONs of {what} within {minutes} minutes, but no instance refresh is in progress ({message}), so nothing was rolled back and the group goes on launching this release. Point the group at a working launch template version, or suspend launches: aws autoscaling suspend-processes --auto-scaling-group-name {group_name} --scaling-processes Launch"
+                "{evidence}, but no instance refresh is in progress ({message}), so nothing was rolled back and the group goes on launching this release. Point the group at a working launch template version, or suspend launches: aws autoscaling suspend-processes --auto-scaling-group-name {group_name} --scaling-processes Launch"
             ),
             RefreshAnswer::Irreversible(why) => {
                 match aws.cancel_instance_refresh(group_name).await? {
                     RefreshAnswer::Accepted(id) => format!(
-                        "{count} ABANDONs of {what} within {minutes} minutes: the instance refresh cannot be rolled back ({why}), so it was cancelled instead (instance refresh {id}): it replaces no more instances, but the instances it replaced stay, and launches for missing capacity still use the group's launch template. Start a refresh with a DesiredConfiguration naming a numbered launch template version to make rollbacks possible"
+                        "{evidence}: the instance refresh cannot be rolled back ({why}), so it was cancelled instead (instance refresh {id}): it replaces no more instances, but the instances it replaced stay, and launches for missing capacity still use the group's launch template. Start refreshes with a DesiredConfiguration naming a numbered launch template version to make rollbacks possible"
                     ),
                     RefreshAnswer::NotFound(message) | RefreshAnswer::Irreversible(message) => {
                         format!(
-                            "{count} ABANDONs of {what} within {minutes} minutes: the instance refresh cannot be rolled back ({why}) and cancelling it failed too ({message})"
+                            "{evidence}: the instance refresh cannot be rolled back ({why}) and cancelling it failed too ({message})"
                         )
                     }
                 }
             }
         },
-    });
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -382,6 +444,14 @@ mod tests {
             Some(message),
         );
         assert_eq!(abandoned_launch(&termination), None);
+        let warm = activity(
+            "Cancelled",
+            &format!(
+                "Launching a new EC2 instance from warm pool: i-0abc.  Status Reason: {message}"
+            ),
+            Some(message),
+        );
+        assert_eq!(abandoned_launch(&warm), Some("i-0abc"));
     }
 
     #[test]

@@ -39,6 +39,9 @@ use crate::record::{
 pub const INVOCATION_RESERVE: Duration = Duration::from_secs(10);
 /// While checks fail, how often the gate looks whether the instance is going away.
 pub const INSTANCE_RECHECK: Duration = Duration::from_secs(10);
+/// The least invocation time left in which the launch-loop breaker runs after an
+/// `ABANDON` (its claim alone waits [`breaker::LEASE_SETTLE`]).
+pub const BREAKER_TIME: Duration = Duration::from_secs(15);
 /// How long the gate waits for EC2 to know a just-launched instance and its private IP.
 pub const RESOLVE_WAIT: Duration = Duration::from_secs(60);
 
@@ -281,6 +284,9 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             );
             error!(instance_id = %action.instance_id, group = %action.group_name, error = %e, "AWS call failed");
         }
+        // The record first: whatever happens next, the decision is on record.
+        log_decision(&record);
+        record.emit();
         let settings = record
             .settings
             .clone()
@@ -288,35 +294,97 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         if record.outcome == Outcome::Completed
             && record.result == Some(LifecycleActionResult::Abandon)
         {
-            record.breaker = breaker::after_abandon(
-                &self.aws,
-                &settings,
-                &action.group_name,
-                &action.instance_id,
-                record.launch_template.as_ref(),
-            )
-            .await;
+            record.breaker = self.breaker(action, &settings, &record, deadline).await;
         }
-        log_decision(&record);
-        record.emit();
-        self.publish(&settings, &record).await;
+        self.publish(&settings, &record, deadline).await;
         result.map(|()| record)
     }
 
+    /// The launch-loop breaker after an `ABANDON`, when the invocation has the time for it.
+    async fn breaker(
+        &self,
+        action: &LifecycleAction,
+        settings: &GateConfig,
+        record: &DecisionRecord,
+        deadline: Option<Instant>,
+    ) -> Option<breaker::BreakerRecord> {
+        let count = breaker::after_abandon(
+            &self.aws,
+            settings,
+            &action.group_name,
+            &action.instance_id,
+            record.launch_template.as_ref(),
+        );
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let result = match left {
+            Some(left) if left < BREAKER_TIME => {
+                warn!(instance_id = %action.instance_id, "too little time left in the invocation for the launch-loop breaker; the next ABANDON counts again");
+                return None;
+            }
+            Some(left) => tokio::time::timeout(left - Duration::from_secs(1), count)
+                .await
+                .unwrap_or_else(|_| {
+                    error!(instance_id = %action.instance_id, "the launch-loop breaker ran out of invocation time; the next ABANDON counts again");
+                    None
+                }),
+            None => count.await,
+        };
+        if let Some(b) = &result {
+            info!(
+                instance_id = %action.instance_id,
+                group = %action.group_name,
+                abandons = b.abandons.len(),
+                threshold = b.threshold,
+                tripped = b.tripped,
+                action_taken = b.action_taken.as_deref().unwrap_or(""),
+                error = b.error.as_deref().unwrap_or(""),
+                "launch-loop breaker"
+            );
+        }
+        result
+    }
+
     /// Puts the decision event, and the `Rollout Halted` event when this decision tripped
-    /// the breaker, on the configured bus. A hand-over to a new invocation is no decision.
-    async fn publish(&self, settings: &GateConfig, record: &DecisionRecord) {
+    /// the breaker, on the configured bus. No event is put for a hand-over to a new
+    /// invocation, nor for an action another invocation had already decided (that one
+    /// published it).
+    async fn publish(
+        &self,
+        settings: &GateConfig,
+        record: &DecisionRecord,
+        deadline: Option<Instant>,
+    ) {
         let Some(bus) = &settings.event_bus else {
             return;
         };
-        if record.outcome == Outcome::Continued {
+        if matches!(record.outcome, Outcome::Continued | Outcome::AlreadyDecided) {
             return;
         }
+        let limit = || {
+            deadline.map_or(publish::PUBLISH_TIMEOUT, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .saturating_sub(Duration::from_secs(1))
+            })
+        };
         let detail = publish::decision_detail(record);
-        publish::publish(&self.aws, bus, publish::DECISION_DETAIL_TYPE, &detail).await;
+        publish::publish(
+            &self.aws,
+            bus,
+            publish::DECISION_DETAIL_TYPE,
+            &detail,
+            limit(),
+        )
+        .await;
         if let Some(b) = record.breaker.as_ref().filter(|b| b.tripped) {
             let detail = publish::halted_detail(record, b);
-            publish::publish(&self.aws, bus, publish::HALTED_DETAIL_TYPE, &detail).await;
+            publish::publish(
+                &self.aws,
+                bus,
+                publish::HALTED_DETAIL_TYPE,
+                &detail,
+                limit(),
+            )
+            .await;
         }
     }
 
@@ -1262,6 +1330,7 @@ mod tests {
         group_tags: Mutex<Vec<(String, String)>>,
         events: Mutex<Vec<(String, Value)>>,
         events_fail: bool,
+        suspend_fails: bool,
     }
 
     impl Default for FakeAws {
@@ -1275,6 +1344,7 @@ mod tests {
                 group_tags: Mutex::default(),
                 events: Mutex::default(),
                 events_fail: false,
+                suspend_fails: false,
             }
         }
     }
@@ -1395,6 +1465,13 @@ mod tests {
         }
         async fn suspend_launch(&self, _: &str) -> Result<(), AwsError> {
             self.calls.lock().unwrap().push("SuspendProcesses".into());
+            if self.suspend_fails {
+                return Err(AwsError {
+                    operation: "SuspendProcesses",
+                    message: "AccessDenied".into(),
+                    source: Box::new(std::io::Error::other("denied")),
+                });
+            }
             Ok(())
         }
         async fn rollback_instance_refresh(
@@ -1814,5 +1891,28 @@ mod tests {
         assert_eq!(detail["result"], "CONTINUE");
         assert_eq!(detail["launch_template"]["id"], "lt-1");
         assert!(detail["time_to_decision_ms"].is_u64());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trip_whose_action_fails_is_taken_back() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            suspend_fails: true,
+            ..FakeAws::default()
+        };
+        let gate = Gate::new(config(), FakeProber(Mutex::new(vec![false])), aws);
+        let r = gate.gate(&action(), None).await.unwrap();
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+        let b = r.breaker.unwrap();
+        assert!(!b.tripped);
+        assert!(
+            b.error.as_deref().unwrap().contains("AccessDenied"),
+            "{b:?}"
+        );
+        // the tag is taken back, so the next ABANDON counts every abandon again
+        let tags = gate.aws.group_tags.lock().unwrap().clone();
+        assert_eq!(tags, [("launch-gate:breaker".to_owned(), String::new())]);
+        assert_eq!(events(&gate), ["Lifecycle Action Decision"]);
     }
 }

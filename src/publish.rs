@@ -58,11 +58,17 @@ pub fn halted_detail(record: &DecisionRecord, breaker: &BreakerRecord) -> Value 
     })
 }
 
-/// Puts one event on `bus`, within [`PUBLISH_TIMEOUT`]. A failure is logged; the result
-/// says whether the event was accepted.
-pub async fn publish<E: Events>(events: &E, bus: &str, detail_type: &str, detail: &Value) -> bool {
+/// Puts one event on `bus`, within `limit` (at most [`PUBLISH_TIMEOUT`]). A failure is
+/// logged; the result says whether the event was accepted.
+pub async fn publish<E: Events>(
+    events: &E,
+    bus: &str,
+    detail_type: &str,
+    detail: &Value,
+    limit: Duration,
+) -> bool {
     let put = events.put_event(bus, EVENT_SOURCE, detail_type, detail);
-    match tokio::time::timeout(PUBLISH_TIMEOUT, put).await {
+    match tokio::time::timeout(limit.min(PUBLISH_TIMEOUT), put).await {
         Ok(Ok(())) => {
             info!(bus, detail_type, "event published");
             true

@@ -19,6 +19,18 @@ use serde::Serialize;
 use crate::aws::{InstanceInfo, LaunchTemplateVersion};
 use crate::breaker::Trip;
 
+/// A launch template as a group or an instance refresh names it: `LaunchTemplate`, or a
+/// `MixedInstancesPolicy`'s `LaunchTemplateSpecification`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TemplateSpec {
+    /// `LaunchTemplateId`.
+    pub id: Option<String>,
+    /// `LaunchTemplateName`.
+    pub name: Option<String>,
+    /// `Version`: a number, `$Latest` or `$Default` (absent means `$Default`).
+    pub version: Option<String>,
+}
+
 /// One instance refresh, from `DescribeInstanceRefreshes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefreshView {
@@ -29,8 +41,8 @@ pub struct RefreshView {
     pub status: String,
     /// `StatusReason`.
     pub status_reason: Option<String>,
-    /// `DesiredConfiguration.LaunchTemplate.Version`, as given when it was started.
-    pub desired_version: Option<String>,
+    /// The launch template of its `DesiredConfiguration`, as given when it was started.
+    pub desired: Option<TemplateSpec>,
 }
 
 impl RefreshView {
@@ -110,7 +122,7 @@ pub fn assess(
     {
         return Progress::Halted {
             reason: format!(
-                "the launch-loop breaker tripped at {} on the ABANDON of {}: launches of this release were stopped (see the Rollout Halted event for the causes and what was done)",
+                "the launch-loop breaker tripped for this release at {} on the ABANDON of {} (the Rollout Halted event says what it did, and the decision events why each instance was abandoned)",
                 crate::breaker::rfc3339(trip.at),
                 trip.instance_id
             ),
@@ -279,7 +291,11 @@ mod tests {
             id: "r-1".into(),
             status: "RollbackSuccessful".into(),
             status_reason: Some("Rollback started by user request".into()),
-            desired_version: Some("2".into()),
+            desired: Some(TemplateSpec {
+                id: Some("lt-1".into()),
+                name: None,
+                version: Some("2".into()),
+            }),
         });
         let p = assess(Some(&lt("2")), 0, Some("r-1"), None, &s);
         assert!(

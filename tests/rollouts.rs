@@ -58,7 +58,7 @@ where
 struct Rollout {
     world: World,
     events: Subscriber,
-    _fleet: Fleet,
+    fleet: Fleet,
 }
 
 impl Rollout {
@@ -88,7 +88,7 @@ impl Rollout {
         let r = Self {
             world,
             events,
-            _fleet: fleet,
+            fleet,
         };
         let n = capacity as usize;
         eventually(
@@ -117,6 +117,10 @@ impl Rollout {
     }
 
     async fn group(&self) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+        assert!(
+            self.fleet.alive(),
+            "the fleet's task died: see its panic above"
+        );
         self.world
             .autoscaling
             .describe_auto_scaling_groups()
@@ -238,6 +242,18 @@ impl Rollout {
         tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
     }
 
+    /// The decision events received, once there are at least `n`.
+    async fn decisions(&mut self, n: usize) -> Vec<Value> {
+        for _ in 0..120 {
+            let d = self.events.details("Lifecycle Action Decision").await;
+            if d.len() >= n {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("fewer than {n} decision events after 60 s");
+    }
+
     fn calls(&self, operation: &str) -> u64 {
         self.world.calls()[operation].as_u64().unwrap_or(0)
     }
@@ -319,7 +335,7 @@ async fn a_broken_release_trips_the_breaker_after_three_abandons_and_launches_st
         "{h:#}"
     );
 
-    let decisions = r.events.details("Lifecycle Action Decision").await;
+    let decisions = r.decisions(launched + 2).await;
     let abandons: Vec<&Value> = decisions
         .iter()
         .filter(|d| d["result"] == "ABANDON")
@@ -422,7 +438,7 @@ async fn a_healthy_release_rolls_out_and_never_trips_the_breaker() {
     let serving = r.in_service().await;
     assert!(serving.iter().all(|(_, v)| v == "2"), "{serving:?}");
 
-    let decisions = r.events.details("Lifecycle Action Decision").await;
+    let decisions = r.decisions(4).await;
     assert_eq!(decisions.len(), 4, "two launches of each version");
     assert!(decisions.iter().all(|d| d["result"] == "CONTINUE"));
     assert!(r.events.details("Rollout Halted").await.is_empty());
@@ -454,7 +470,7 @@ async fn a_single_flaky_abandon_among_successes_does_not_trip() {
             .all(|l| l["event"] != "end" || l["passed"] == 3)
     );
 
-    let decisions = r.events.details("Lifecycle Action Decision").await;
+    let decisions = r.decisions(4).await;
     let abandons: Vec<&Value> = decisions
         .iter()
         .filter(|d| d["result"] == "ABANDON")

@@ -402,7 +402,9 @@ impl AutoScalingGroups for SdkAws {
             for a in page.activities() {
                 let start_time = secs(a.start_time()).unwrap_or(0);
                 if start_time < since {
-                    older = true;
+                    // In-progress activities come first, whatever their age; past them the
+                    // list is by start time, newest first.
+                    older |= a.end_time().is_some();
                     continue;
                 }
                 activities.push(ScalingActivity {
@@ -416,7 +418,7 @@ impl AutoScalingGroups for SdkAws {
                     end_time: secs(a.end_time()),
                 });
             }
-            // Activities come newest first: once one started before `since`, the rest did.
+            // Once a finished activity started before `since`, the rest did too.
             if older || read >= 10 {
                 break;
             }
@@ -653,16 +655,14 @@ fn target(
         .build()
 }
 
-/// The launch template a group launches from: its `LaunchTemplate`, or its
-/// `MixedInstancesPolicy`'s.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupLaunchTemplate {
-    /// `LaunchTemplateId`.
-    pub id: Option<String>,
-    /// `LaunchTemplateName`.
-    pub name: Option<String>,
-    /// `Version`: a number, `$Latest` or `$Default` (absent means `$Default`).
-    pub version: Option<String>,
+fn template_spec(
+    s: &aws_sdk_autoscaling::types::LaunchTemplateSpecification,
+) -> crate::rollout::TemplateSpec {
+    crate::rollout::TemplateSpec {
+        id: s.launch_template_id().map(str::to_owned),
+        name: s.launch_template_name().map(str::to_owned),
+        version: s.version().map(str::to_owned),
+    }
 }
 
 /// Reads for `launch-gate rollout`.
@@ -677,7 +677,13 @@ impl SdkAws {
     pub async fn rollout_snapshot(
         &self,
         group_name: &str,
-    ) -> Result<Option<(crate::rollout::Snapshot, Option<GroupLaunchTemplate>)>, AwsError> {
+    ) -> Result<
+        Option<(
+            crate::rollout::Snapshot,
+            Option<crate::rollout::TemplateSpec>,
+        )>,
+        AwsError,
+    > {
         use crate::rollout::{RefreshView, Snapshot};
         let Some(group) = self.describe_group(group_name).await? else {
             return Ok(None);
@@ -688,11 +694,7 @@ impl SdkAws {
                 .and_then(|m| m.launch_template())
                 .and_then(|l| l.launch_template_specification())
         });
-        let template = spec.map(|s| GroupLaunchTemplate {
-            id: s.launch_template_id().map(str::to_owned),
-            name: s.launch_template_name().map(str::to_owned),
-            version: s.version().map(str::to_owned),
-        });
+        let template = spec.map(template_spec);
         let refreshes = self
             .autoscaling
             .describe_instance_refreshes()
@@ -707,11 +709,15 @@ impl SdkAws {
                 .status()
                 .map_or_else(String::new, |s| s.as_str().to_owned()),
             status_reason: r.status_reason().map(str::to_owned),
-            desired_version: r
-                .desired_configuration()
-                .and_then(|d| d.launch_template())
-                .and_then(|l| l.version())
-                .map(str::to_owned),
+            desired: r.desired_configuration().and_then(|d| {
+                d.launch_template()
+                    .or_else(|| {
+                        d.mixed_instances_policy()
+                            .and_then(|m| m.launch_template())
+                            .and_then(|l| l.launch_template_specification())
+                    })
+                    .map(template_spec)
+            }),
         });
         let mut instances = Vec::new();
         let mut pages = self
@@ -771,7 +777,7 @@ impl SdkAws {
     /// An AWS call that failed after retries.
     pub async fn resolve_launch_template(
         &self,
-        template: &GroupLaunchTemplate,
+        template: &crate::rollout::TemplateSpec,
         version: Option<&str>,
     ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
         let mut call = self.ec2.describe_launch_templates();

@@ -23,7 +23,7 @@ use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
 use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
-use launch_gate::rollout::{Progress, assess, parse_duration};
+use launch_gate::rollout::{Progress, TemplateSpec, assess, parse_duration};
 use serde::Serialize;
 use serde_json::json;
 
@@ -394,33 +394,40 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
             ))
         })?;
     let refresh = first.refresh.clone().filter(|r| r.is_rolling_out());
-    let (version, from) = match (&args.launch_template_version, &refresh, &template) {
-        (Some(v), _, _) => (Some(v.to_string()), "--launch-template-version".to_owned()),
-        (None, Some(r), _) if r.desired_version.is_some() => (
-            r.desired_version.clone(),
-            format!("the desired configuration of instance refresh {}", r.id),
+    // The release: the one asked for, else the one a refresh in progress deploys, else the
+    // group's.
+    let (spec, from) = match (&args.launch_template_version, &refresh, &template) {
+        (Some(v), _, Some(t)) => (
+            Some(TemplateSpec {
+                version: Some(v.to_string()),
+                ..t.clone()
+            }),
+            "--launch-template-version".to_owned(),
         ),
-        (None, _, Some(t)) => (t.version.clone(), "the group's launch template".to_owned()),
-        (None, _, None) => (None, String::new()),
-    };
-    let release = match &template {
-        Some(t) => Some(
-            aws.resolve_launch_template(t, version.as_deref())
-                .await
-                .map_err(config_error)?
-                .ok_or_else(|| {
-                    Failure::Config(format!(
-                        "EC2 does not know the group's launch template {}",
-                        t.id.as_deref().or(t.name.as_deref()).unwrap_or("?")
-                    ))
-                })?,
-        ),
-        None if args.launch_template_version.is_some() => {
+        (Some(_), _, None) => {
             return Err(Failure::Config(format!(
                 "--launch-template-version: the group {} has no launch template",
                 args.group
             )));
         }
+        (None, Some(r), _) if r.desired.is_some() => (
+            r.desired.clone(),
+            format!("the desired configuration of instance refresh {}", r.id),
+        ),
+        (None, _, t) => (t.clone(), "the group's launch template".to_owned()),
+    };
+    let release = match &spec {
+        Some(t) => Some(
+            aws.resolve_launch_template(t, t.version.as_deref())
+                .await
+                .map_err(config_error)?
+                .ok_or_else(|| {
+                    Failure::Config(format!(
+                        "EC2 does not know the launch template {}",
+                        t.id.as_deref().or(t.name.as_deref()).unwrap_or("?")
+                    ))
+                })?,
+        ),
         None => None,
     };
     let refresh_id = refresh.as_ref().map(|r| r.id.clone());

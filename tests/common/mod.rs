@@ -1133,6 +1133,14 @@ impl World {
     }
 }
 
+impl Fleet {
+    /// Whether the fleet still plays (its task panics on an unexpected emulator answer,
+    /// and the test would otherwise only time out).
+    pub fn alive(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.task.abort();
