@@ -1,4 +1,5 @@
-"""launch-gate, narrated: two releases of the example shop meet the gate.
+"""launch-gate, narrated: two releases of the example shop meet the gate, and the
+broken one's launch loop meets the breaker.
 
 Everything runs on this machine: the AWS emulator (moto plus the project's extension),
 an Auto Scaling group whose instances get loopback private IPs (127.0.1.x), the example
@@ -163,10 +164,27 @@ class Demo:
         say(f"launch-gate running as a Lambda function under cargo lambda's Runtime API "
             f"(127.0.0.1:{rt_port})")
 
+    def new_release(self) -> None:
+        self.ec2.create_launch_template_version(
+            LaunchTemplateName="shop-web",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
+        )
+        self.asg.update_auto_scaling_group(
+            AutoScalingGroupName="shop-web",
+            LaunchTemplate={"LaunchTemplateName": "shop-web", "Version": "2"},
+        )
+        say("launch template shop-web version 2 holds the release; the group now launches it")
+
     def launch_instance(self, capacity: int) -> tuple[dict, str]:
         self.asg.set_desired_capacity(AutoScalingGroupName="shop-web", DesiredCapacity=capacity)
+        return self.held_instance()
+
+    def pending_actions(self) -> list[dict]:
         actions = json.load(urllib.request.urlopen(f"{self.endpoint}/_launch_gate/lifecycle-actions"))
-        action = [a for a in actions["LifecycleActions"] if a["Pending"]][-1]
+        return [a for a in actions["LifecycleActions"] if a["Pending"]]
+
+    def held_instance(self) -> tuple[dict, str]:
+        action = self.pending_actions()[-1]
         instance = self.ec2.describe_instances(InstanceIds=[action["EC2InstanceId"]])
         ip = instance["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
         say(f"the group launches {action['EC2InstanceId']} at {ip}: "
@@ -225,6 +243,18 @@ class Demo:
             say(f"  cause: {paint('1', decision['cause']['code'])}")
         say(f"  {decision['instance_id']}: {paint('33', self.lifecycle_state(decision['instance_id']))}")
 
+    def rollout(self) -> int:
+        say("the pipeline runs: launch-gate rollout --group shop-web --timeout 10s")
+        out = subprocess.run(
+            [str(REPO / "target" / "debug" / "launch-gate"), "rollout", "--group", "shop-web",
+             "--timeout", "10s", "--poll-interval", "1s"],
+            env=dict(os.environ, AWS_ENDPOINT_URL=self.endpoint), capture_output=True, text=True,
+        )
+        for line in (out.stdout + out.stderr).splitlines():
+            say(f"  {line}")
+        say(f"  exit status {paint('1', str(out.returncode))}")
+        return out.returncode
+
 
 def status_of(ip: str, port: int, path: str, host: str) -> int:
     request = urllib.request.Request(f"http://{ip}:{port}{path}", headers={"Host": host})
@@ -250,6 +280,7 @@ def main() -> int:
         demo.report(first)
 
         step("Release 2: the settings file lost the private IP in ALLOWED_HOSTS")
+        demo.new_release()
         action, ip = demo.launch_instance(2)
         demo.start_app(ip, allowed_hosts="shop.example.com", name="release-2")
         second = demo.invoke(action)
@@ -259,7 +290,34 @@ def main() -> int:
             f"{status_of(ip, demo.app_port, '/ping', 'shop.example.com')}; the load balancer's "
             f"Host: {ip}:{demo.app_port} gets {status_of(ip, demo.app_port, '/health', f'{ip}:{demo.app_port}')}. "
             "The broken release never took traffic.")
-        ok = first["result"] == "CONTINUE" and second["result"] == "ABANDON"
+
+        step("The group replaces the abandoned instance from the same release: a launch loop")
+        last = second
+        for n in (2, 3):
+            action, ip = demo.held_instance()
+            demo.start_app(ip, allowed_hosts="shop.example.com", name=f"release-2-{n}")
+            last = demo.invoke(action)
+            demo.report(last)
+        breaker = last.get("breaker") or {}
+        group = demo.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["shop-web"])["AutoScalingGroups"][0]
+        suspended = [p["ProcessName"] for p in group.get("SuspendedProcesses", [])]
+        say(f"  the launch-loop breaker: {len(breaker.get('abandons', []))} ABANDONs of launch template "
+            f"version 2 within {breaker.get('window_seconds', 0) // 60} minutes, "
+            f"{paint('1;31', 'tripped') if breaker.get('tripped') else 'not tripped'}")
+        say(f"  {breaker.get('action_taken', '')}")
+        say(f"  suspended processes: {', '.join(suspended) or 'none'}; held now: {len(demo.pending_actions())} "
+            "(the replacement launched before the trip is still gated; nothing is launched after it)")
+        say(f"  to resume: {breaker.get('resume_command', '')}")
+
+        step("The pipeline learns it at once")
+        code = demo.rollout()
+        ok = (
+            first["result"] == "CONTINUE"
+            and second["result"] == "ABANDON"
+            and breaker.get("tripped")
+            and "Launch" in suspended
+            and code == 1
+        )
         return 0 if ok else 1
     finally:
         demo.stop_all()

@@ -438,10 +438,10 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
     report.line(
         "start",
         &format!(
-            "rollout of {}: release {what}; waiting for {} in-service instances that pass the gate, at most {} s",
+            "rollout of {}: release {what}; waiting for {} in-service instances that pass the gate{}, at most {} s",
             args.group,
-            args.expect
-                .map_or_else(|| "the desired capacity of".to_owned(), |n| n.to_string()),
+            args.expect.unwrap_or(first.desired_capacity).max(1),
+            if args.expect.is_some() { "" } else { " (the desired capacity)" },
             args.timeout.as_secs()
         ),
         json!({"group": args.group, "launch_template": release, "instance_refresh": refresh_id}),
