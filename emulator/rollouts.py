@@ -73,32 +73,40 @@ def _activities(backend: Any) -> list[dict[str, Any]]:
     return backend.scaling_activities
 
 
-def record_launch(group: Any, instance: Any, held: bool, capacity_from: int) -> None:
-    """A launch activity for `instance`, held by a launch lifecycle hook or not."""
+def _record(group: Any, instance_id: str, description: str, cause: str, held: bool, details: str) -> None:
     now = time.time()
     _activities(group.autoscaling_backend).append(
         {
             "ActivityId": str(uuid.uuid4()),
             "AutoScalingGroupName": group.name,
             "AutoScalingGroupARN": group.arn,
-            "Description": f"Launching a new EC2 instance: {instance.id}",
-            "Cause": (
-                f"At {_iso(now)} an instance was started in response to a difference between "
-                f"desired and actual capacity, increasing the capacity from {capacity_from} "
-                f"to {capacity_from + 1}."
-            ),
+            "Description": description,
+            "Cause": f"At {_iso(now)} {cause}",
             "StartTime": now,
             "EndTime": None if held else now,
             "StatusCode": "MidLifecycleAction" if held else "Successful",
             "Progress": 50 if held else 100,
-            "Details": json.dumps(
-                {
-                    "Subnet ID": getattr(instance, "subnet_id", None),
-                    "Availability Zone": getattr(instance.placement, "zone", None),
-                }
-            ),
-            "InstanceId": instance.id,
+            "Details": details,
+            "InstanceId": instance_id,
         }
+    )
+
+
+def record_launch(group: Any, instance: Any, held: bool, capacity_from: int) -> None:
+    """A launch activity for `instance`, held by a launch lifecycle hook or not."""
+    _record(
+        group,
+        instance.id,
+        f"Launching a new EC2 instance: {instance.id}",
+        "an instance was started in response to a difference between desired and actual "
+        f"capacity, increasing the capacity from {capacity_from} to {capacity_from + 1}.",
+        held,
+        json.dumps(
+            {
+                "Subnet ID": getattr(instance, "subnet_id", None),
+                "Availability Zone": getattr(instance.placement, "zone", None),
+            }
+        ),
     )
 
 
@@ -118,22 +126,7 @@ def record_lifecycle_end(backend: Any, instance_id: str, result: str, token: str
 
 
 def record_termination(group: Any, instance_id: str, cause: str) -> None:
-    now = time.time()
-    _activities(group.autoscaling_backend).append(
-        {
-            "ActivityId": str(uuid.uuid4()),
-            "AutoScalingGroupName": group.name,
-            "AutoScalingGroupARN": group.arn,
-            "Description": f"Terminating EC2 instance: {instance_id}",
-            "Cause": f"At {_iso(now)} {cause}",
-            "StartTime": now,
-            "EndTime": now,
-            "StatusCode": "Successful",
-            "Progress": 100,
-            "Details": "{}",
-            "InstanceId": instance_id,
-        }
-    )
+    _record(group, instance_id, f"Terminating EC2 instance: {instance_id}", cause, False, "{}")
 
 
 def describe_scaling_activities(self: Any) -> ActionResult:

@@ -1349,6 +1349,12 @@ mod tests {
         }
     }
 
+    impl FakeAws {
+        fn called(&self, operation: &str) {
+            self.calls.lock().unwrap().push(operation.to_owned());
+        }
+    }
+
     fn release() -> Option<crate::aws::LaunchTemplateVersion> {
         Some(crate::aws::LaunchTemplateVersion {
             id: "lt-1".into(),
@@ -1464,7 +1470,7 @@ mod tests {
             Ok(())
         }
         async fn suspend_launch(&self, _: &str) -> Result<(), AwsError> {
-            self.calls.lock().unwrap().push("SuspendProcesses".into());
+            self.called("SuspendProcesses");
             if self.suspend_fails {
                 return Err(AwsError {
                     operation: "SuspendProcesses",
@@ -1478,10 +1484,7 @@ mod tests {
             &self,
             _: &str,
         ) -> Result<crate::aws::RefreshAnswer, AwsError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push("RollbackInstanceRefresh".into());
+            self.called("RollbackInstanceRefresh");
             Ok(crate::aws::RefreshAnswer::Irreversible(
                 "no desired configuration".into(),
             ))
@@ -1490,10 +1493,7 @@ mod tests {
             &self,
             _: &str,
         ) -> Result<crate::aws::RefreshAnswer, AwsError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push("CancelInstanceRefresh".into());
+            self.called("CancelInstanceRefresh");
             Ok(crate::aws::RefreshAnswer::Accepted("refresh-1".into()))
         }
     }

@@ -203,6 +203,10 @@ impl Rollout {
     }
 
     async fn start_refresh_to_version_2(&self) {
+        self.start_refresh_to("2").await;
+    }
+
+    async fn start_refresh_to(&self, version: &str) {
         self.world
             .autoscaling
             .start_instance_refresh()
@@ -212,7 +216,7 @@ impl Rollout {
                     .launch_template(
                         aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
                             .launch_template_name("shop-web")
-                            .version("2")
+                            .version(version)
                             .build(),
                     )
                     .build(),
@@ -416,6 +420,43 @@ async fn a_broken_instance_refresh_is_rolled_back() {
         "{}",
         text(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_that_cannot_be_rolled_back_is_cancelled_and_the_event_says_why() {
+    let config = GateConfig {
+        breaker_action: BreakerAction::Rollback,
+        ..GateConfig::default()
+    };
+    let mut r = Rollout::start(2, config, version_2_broken).await;
+    r.new_version().await;
+    // `$Latest` (version 2): AWS cannot roll such a refresh back.
+    r.start_refresh_to("$Latest").await;
+
+    eventually(
+        "the refresh is cancelled",
+        Duration::from_secs(120),
+        || async { (r.refresh().await.status().unwrap().as_str() == "Cancelled").then_some(()) },
+    )
+    .await;
+    assert_eq!(r.calls("RollbackInstanceRefresh"), 1);
+    assert_eq!(r.calls("CancelInstanceRefresh"), 1);
+    let halted = r.events.details("Rollout Halted").await;
+    assert_eq!(halted.len(), 1, "{halted:#?}");
+    let taken = halted[0]["action_taken"].as_str().unwrap();
+    assert!(taken.contains("cannot be rolled back ("), "{taken}");
+    assert!(taken.contains("$Latest"), "{taken}");
+    assert!(taken.contains("so it was cancelled instead"), "{taken}");
+    // The group still names version 1: launches for missing capacity bring it back.
+    eventually(
+        "the group is back to capacity",
+        Duration::from_secs(60),
+        || async {
+            let serving = r.in_service().await;
+            (serving.len() == 2).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

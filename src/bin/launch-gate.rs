@@ -512,19 +512,16 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
                     );
                     return Ok(true);
                 }
-                Progress::Halted { reason } => {
+                Progress::Halted { reason } | Progress::Failed { reason } => {
+                    let status = if matches!(progress, Progress::Halted { .. }) {
+                        "halted"
+                    } else {
+                        "failed"
+                    };
                     report.line(
                         "end",
-                        &format!("rollout halted: {reason}"),
-                        json!({"status": "halted"}),
-                    );
-                    return Ok(false);
-                }
-                Progress::Failed { reason } => {
-                    report.line(
-                        "end",
-                        &format!("rollout failed: {reason}"),
-                        json!({"status": "failed"}),
+                        &format!("rollout {status}: {reason}"),
+                        json!({"status": status}),
                     );
                     return Ok(false);
                 }
