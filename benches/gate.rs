@@ -161,7 +161,7 @@ async fn scale(gates: usize) -> Value {
     let gate = world.gate();
     let started = Instant::now();
     let results = join_all(actions.iter().map(|a| {
-        let event = world.event_for("launch.json", a);
+        let event = common::sample_event("launch.json", a);
         let gate = &gate;
         async move { gate.handle(&event, None).await }
     }))

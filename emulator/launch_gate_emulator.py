@@ -93,7 +93,7 @@ class LifecycleAction:
         self.instance_id = instance_id
         self.heartbeat_timeout = int(hook.heartbeat_timeout)
         self.default_result = hook.default_result
-        self.notification_metadata = getattr(hook, "notification_metadata", None)
+        self.notification_metadata = hook.notification_metadata
         self.started = _now()
         self.timer_start = self.started
         self.global_deadline = self.started + min(
@@ -248,11 +248,8 @@ def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> N
         for other in _actions(backend):
             if other.instance_id == action.instance_id and other.pending:
                 other.result, other.ended, other.ended_by = "ABANDON", _now(), "InstanceAbandoned"
-        group.instance_states = [s for s in group.instance_states if s is not state]
         rollouts.record_lifecycle_end(backend, action.instance_id, "ABANDON", action.token)
-        backend.ec2_backend.terminate_instances([action.instance_id])
-        # The group replaces the abandoned instance to keep its desired capacity.
-        group.set_desired_capacity(group.desired_capacity)
+        rollouts.replace(group, state)
         return
     still_pending = [
         a for a in _actions(backend) if a.instance_id == action.instance_id and a.pending
@@ -381,7 +378,6 @@ def _create_hook(backend: Any, group_name: str, spec: dict[str, Any]) -> None:
         result=spec.get("DefaultResult"),
     )
     hook.notification_metadata = spec.get("NotificationMetadata")
-    hook.global_timeout = min(GLOBAL_TIMEOUT_CAP_SECONDS, 100 * int(hook.heartbeat_timeout))
 
 
 def create_auto_scaling_group(self: Any) -> Any:

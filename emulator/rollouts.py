@@ -125,6 +125,14 @@ def record_lifecycle_end(backend: Any, instance_id: str, result: str, token: str
         return
 
 
+def replace(group: Any, state: Any) -> None:
+    """Takes an instance out of the group and terminates it; the group launches a
+    replacement to keep its desired capacity."""
+    group.instance_states = [s for s in group.instance_states if s is not state]
+    group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
+    group.set_desired_capacity(group.desired_capacity)
+
+
 def record_termination(group: Any, instance_id: str, cause: str) -> None:
     _record(group, instance_id, f"Terminating EC2 instance: {instance_id}", cause, False, "{}")
 
@@ -203,6 +211,8 @@ class InstanceRefresh:
         self.preferences = preferences
         self.previous = group.launch_template_version
         self.desired = desired
+        # The version as given (`$Latest`, `$Default` or a number); `desired` holds it resolved.
+        self.requested: str | None = None
         self.replaced = 0
         self.rollback_start: float | None = None
         if desired is None:
@@ -211,7 +221,7 @@ class InstanceRefresh:
             self.target = desired["Version"]
         self.to_update = sum(1 for s in group.instance_states if _version_of(group.autoscaling_backend, s.instance.id) != self.target)
 
-    def view(self, backend: Any) -> dict[str, Any]:
+    def view(self) -> dict[str, Any]:
         total = max(self.to_update, 1)
         view: dict[str, Any] = {
             "InstanceRefreshId": self.id,
@@ -274,8 +284,9 @@ def start_instance_refresh(self: Any) -> ActionResult:
             "LaunchTemplateName": template.name if template else spec.get("LaunchTemplateName"),
             "Version": resolved,
         }
-        desired["_requested"] = version
     refresh = InstanceRefresh(group, desired, self._get_param("Preferences") or {})
+    if spec:
+        refresh.requested = version
     _refreshes(backend).append(refresh)
     return ActionResult({"InstanceRefreshId": refresh.id})
 
@@ -285,13 +296,10 @@ def describe_instance_refreshes(self: Any) -> ActionResult:
     name = self._get_param("AutoScalingGroupName")
     ids = self._get_param("InstanceRefreshIds", []) or []
     listed = [
-        r.view(backend)
+        r.view()
         for r in reversed(_refreshes(backend))
         if r.group_name == name and (not ids or r.id in ids)
     ]
-    for v in listed:
-        if "DesiredConfiguration" in v:
-            v["DesiredConfiguration"]["LaunchTemplate"].pop("_requested", None)
     max_records = min(int(self._get_param("MaxRecords") or 50), 100)
     return ActionResult({"InstanceRefreshes": listed[:max_records]})
 
@@ -318,7 +326,7 @@ def rollback_instance_refresh(self: Any) -> ActionResult:
             f"No in progress or pending Instance Refresh found for Auto Scaling group {group.name}"
         )
     previous = str(refresh.previous or "$Default")
-    if refresh.desired is None or not previous.isdigit() or not refresh.desired["_requested"].isdigit():
+    if refresh.desired is None or not previous.isdigit() or not refresh.requested.isdigit():
         raise IrreversibleInstanceRefresh(
             "The instance refresh cannot be rolled back: it has no desired configuration, or the "
             "group or the desired configuration uses the launch template version $Latest or $Default."
@@ -361,14 +369,12 @@ def tick(backend: Any) -> None:
             else:
                 refresh.status = "Successful"
                 if refresh.desired:
-                    group.launch_template_version = refresh.desired["_requested"]
+                    group.launch_template_version = refresh.requested
             continue
         state = outdated[0]
-        group.instance_states = [s for s in group.instance_states if s is not state]
         record_termination(group, state.instance.id, "an instance was taken out of service in response to an instance refresh.")
-        backend.ec2_backend.terminate_instances([state.instance.id])
         refresh.replaced += 1
-        group.set_desired_capacity(group.desired_capacity)
+        replace(group, state)
 
 
 def install() -> None:

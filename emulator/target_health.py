@@ -48,7 +48,6 @@ class TargetState:
         self.failures = 0
         self.next_check = 0.0
         self.in_flight = False
-        self.checks = 0
 
 
 def configure(interval: float | None = None, timeout: float | None = None) -> None:
@@ -114,7 +113,6 @@ def _record(tg: Any, target_id: str, st: TargetState, result: tuple[bool, str | 
     passed, reason, description = result
     with _lock:
         st.in_flight = False
-        st.checks += 1
         if target_id not in tg.targets:
             return
         if passed:

@@ -21,7 +21,7 @@
 //! The breaker runs after the lifecycle action is completed and never changes a verdict;
 //! an AWS error is recorded and logged, and the next `ABANDON` counts again.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{error, warn};
@@ -87,6 +87,12 @@ impl Trip {
             .as_ref()
             .map_or_else(|| "-".to_owned(), |r| format!("{}:{}", r.id, r.version));
         format!("{release} {} {}", self.at, self.instance_id)
+    }
+
+    /// Whether this is a trip of `release` at or after `since` (seconds since the Unix
+    /// epoch).
+    pub fn of(&self, release: Option<&LaunchTemplateVersion>, since: u64) -> bool {
+        self.release.as_ref() == release && self.at >= since
     }
 
     /// Reads a tag value; `None` when it is not one the gate wrote.
@@ -173,12 +179,6 @@ pub fn rfc3339(epoch_seconds: u64) -> String {
         .unwrap_or_default()
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Counts the `ABANDON`s of `release` in `group_name` after the gate abandoned
 /// `instance_id`, and trips the breaker when they reach the threshold. `None` when the
 /// breaker is off.
@@ -192,7 +192,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
     if config.breaker_action == BreakerAction::Off {
         return None;
     }
-    let now = now_seconds();
+    let now = crate::record::epoch_seconds();
     let window_start = now.saturating_sub(config.breaker_window.as_secs());
     let mut record = BreakerRecord {
         action: config.breaker_action,
@@ -242,9 +242,10 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     // After a trip of this release, only launches started after it count: those under way
     // when it tripped are its evidence's tail, not a new loop.
     let mut last_trip = None;
-    if let Some(trip) = group.tag(BREAKER_TAG).and_then(Trip::parse)
-        && trip.release.as_ref() == release
-        && trip.at >= since
+    if let Some(trip) = group
+        .tag(BREAKER_TAG)
+        .and_then(Trip::parse)
+        .filter(|t| t.of(release, since))
     {
         since = trip.at + 1;
         last_trip = Some(trip.at);
@@ -305,9 +306,10 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     // The threshold is reached. Another gate may have tripped for this release since the
     // count began; if not, claim the trip, and act only if the claim holds.
     let fresh = aws.group_state(group_name).await?.unwrap_or_default();
-    if let Some(other) = fresh.tag(BREAKER_TAG).and_then(Trip::parse)
-        && other.release.as_ref() == release
-        && other.at >= since
+    if let Some(other) = fresh
+        .tag(BREAKER_TAG)
+        .and_then(Trip::parse)
+        .filter(|t| t.of(release, since))
     {
         record.tripped_by = Some(other.instance_id);
         return Ok(());
@@ -335,6 +337,9 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         Ok(done) => {
             record.tripped = true;
             record.action_taken = Some(done);
+            if config.breaker_action == BreakerAction::Suspend {
+                record.resume_command = Some(resume_command(group_name));
+            }
             Ok(())
         }
         Err(e) => {
@@ -342,7 +347,6 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
             if let Err(undo) = aws.tag_group(group_name, BREAKER_TAG, &previous).await {
                 error!(group = %group_name, error = %undo, "could not take back the breaker's tag after its action failed");
             }
-            record.resume_command = None;
             Err(e)
         }
     }
@@ -355,7 +359,7 @@ async fn act<A: AutoScalingGroups>(
     group_name: &str,
     release: Option<&LaunchTemplateVersion>,
     group: &crate::aws::GroupState,
-    record: &mut BreakerRecord,
+    record: &BreakerRecord,
 ) -> Result<String, crate::aws::AwsError> {
     let what = release.map_or_else(
         || "instances launched without a launch template".to_owned(),
@@ -365,9 +369,8 @@ async fn act<A: AutoScalingGroups>(
     let minutes = config.breaker_window.as_secs() / 60;
     let evidence = format!("{count} ABANDONs of {what} within {minutes} minutes");
     Ok(match config.breaker_action {
-        BreakerAction::Off => format!("{evidence}; the breaker is off"),
+        BreakerAction::Off => unreachable!("after_abandon returns before counting"),
         BreakerAction::Suspend => {
-            record.resume_command = Some(resume_command(group_name));
             if group.suspended_processes.iter().any(|p| p == "Launch") {
                 format!("{evidence}; the group's Launch process was already suspended")
             } else {

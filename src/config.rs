@@ -35,7 +35,7 @@ pub enum WarmPoolLaunch {
 }
 
 /// What the launch-loop breaker does when it trips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerAction {
     /// No breaker: abandons are not counted.
@@ -45,17 +45,6 @@ pub enum BreakerAction {
     Rollback,
     /// `SuspendProcesses` `Launch` on the group, until a person resumes it.
     Suspend,
-}
-
-impl BreakerAction {
-    /// `off`, `rollback` or `suspend`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Rollback => "rollback",
-            Self::Suspend => "suspend",
-        }
-    }
 }
 
 /// The gate's settings for one lifecycle action.

@@ -189,7 +189,7 @@ pub fn diagnose_target_health(
 ) -> Option<Diagnosis> {
     let reason = health.reason.as_deref().unwrap_or("");
     let description = health.description.as_deref().unwrap_or("");
-    let verbatim = format!("{} / {reason}: {description}", health.state);
+    let verbatim = health.to_string();
     let with_context = |mut d: Diagnosis| {
         d.summary = format!(
             "validation target group {name} reports {verbatim}; {}",

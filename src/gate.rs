@@ -9,7 +9,7 @@
 //! is gone).
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -33,6 +33,7 @@ use crate::probe::{ProbeRequest, Prober};
 use crate::publish;
 use crate::record::{
     DecisionRecord, LastFailure, Outcome, ProbeRecord, TargetGroupRecord, ValidationRecord,
+    epoch_millis, epoch_seconds,
 };
 
 /// Time kept back from the invocation's deadline for the completion call and the record.
@@ -97,11 +98,7 @@ pub fn invocation_deadline(deadline_ms: u64) -> Instant {
     if deadline_ms < EPOCH_MS_FLOOR {
         return Instant::now() + Duration::from_millis(deadline_ms);
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(epoch_millis()))
 }
 
 impl<P: Prober, A: Aws> Gate<P, A> {
@@ -211,20 +208,30 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if pending.is_empty() {
                 continue;
             }
+            // One DescribeInstances for the group; the first served hook takes what no
+            // gate claims.
+            let mut unclaimed: Vec<String> = self
+                .aws
+                .describe_instances(&pending)
+                .await?
+                .into_iter()
+                .filter(|(_, info)| {
+                    !info.is_gone() && info.claimed_until.is_none_or(|until| until <= now)
+                })
+                .map(|(id, _)| id)
+                .collect();
             for hook_name in &self.config.hook_names {
+                if unclaimed.is_empty() {
+                    break;
+                }
                 let Some(hook) = self.aws.describe_lifecycle_hook(group, hook_name).await? else {
                     continue;
                 };
                 if hook.transition.as_deref() != Some(event::LAUNCHING) {
                     continue;
                 }
-                for instance_id in &pending {
-                    let Some(info) = self.aws.describe_instance(instance_id).await? else {
-                        continue;
-                    };
-                    if info.is_gone() || info.claimed_until.is_some_and(|until| until > now) {
-                        continue;
-                    }
+                for instance_id in std::mem::take(&mut unclaimed) {
+                    let instance_id = &instance_id;
                     self.aws
                         .claim(instance_id, now + hook.heartbeat_timeout.as_secs())
                         .await?;
@@ -544,11 +551,6 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         record: &mut DecisionRecord,
     ) -> Result<Option<Targets>, GateError> {
         let mut targets = Targets::default();
-        if !config.target_group_checks && config.validation_target_group_arn.is_none() {
-            record.target_groups_note =
-                Some("target-group checks are off (target_group_checks)".into());
-            return Ok(Some(targets));
-        }
         let mut arns = Vec::new();
         if config.target_group_checks {
             let Some(group_arns) = self.aws.target_group_arns(&action.group_name).await? else {
@@ -660,6 +662,13 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
         let mut last_instance_check: Option<Instant> = None;
+        // The longest a round's checks take: no round starts that the hand-off would cut.
+        let probe_time = w
+            .checks
+            .iter()
+            .map(|c| c.request.timeout)
+            .max()
+            .unwrap_or_default();
         let verdict = loop {
             let now = Instant::now();
             if now >= clock.wait_deadline {
@@ -668,12 +677,6 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if !self.heartbeat_if_due(w.action, record, clock, now).await {
                 return Ok(WaitEnd::Stopped);
             }
-            let probe_time = w
-                .checks
-                .iter()
-                .map(|c| c.request.timeout)
-                .max()
-                .unwrap_or_default();
             if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
                 return Ok(WaitEnd::InvocationEnding(samples));
             }
@@ -825,11 +828,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if outcome.passed {
                 continue;
             }
-            let seen = match (&outcome.error, outcome.status) {
-                (Some(e), _) => e.to_string(),
-                (None, Some(status)) => status.to_string(),
-                (None, None) => "no answer".into(),
-            };
+            let seen = outcome.answer();
             let (priority, diagnosis, what) = match &check.label {
                 CheckLabel::DeepHealth => (
                     2,
@@ -852,12 +851,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if let Some(r) = record.validation.as_mut() {
                 r.observe(&health);
             }
-            let verbatim = format!(
-                "{} / {}: {}",
-                health.state,
-                health.reason.as_deref().unwrap_or(""),
-                health.description.as_deref().unwrap_or("")
-            );
+            let verbatim = health.to_string();
             match (health.state.as_str(), health.reason.as_deref()) {
                 ("healthy", _) => {}
                 ("initial", _) if failures.is_empty() => return Ok(Round::Undetermined),
@@ -1229,12 +1223,6 @@ fn is_link_local(ip: IpAddr) -> bool {
     }
 }
 
-fn epoch_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The instant of a time given in milliseconds since the Unix epoch.
 fn instant_of(epoch_ms: u64) -> Instant {
     let now = Instant::now();
@@ -1245,12 +1233,6 @@ fn instant_of(epoch_ms: u64) -> Instant {
         now.checked_sub(Duration::from_millis(now_ms - epoch_ms))
             .unwrap_or(now)
     }
-}
-
-fn epoch_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// How long ago Auto Scaling sent the notification (zero when unknown or in the future).
@@ -1721,10 +1703,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deadlines_are_read_as_epoch_or_as_a_duration() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = epoch_millis();
         let epoch = invocation_deadline(now_ms + 900_000) - Instant::now();
         assert!(
             epoch > Duration::from_secs(899) && epoch <= Duration::from_secs(900),

@@ -228,6 +228,17 @@ pub struct ProbeOutcome {
     pub body: String,
 }
 
+impl ProbeOutcome {
+    /// What came back, in a few words: the error, else the status, else `no answer`.
+    pub fn answer(&self) -> String {
+        match (&self.error, self.status) {
+            (Some(e), _) => e.to_string(),
+            (None, Some(status)) => status.to_string(),
+            (None, None) => "no answer".into(),
+        }
+    }
+}
+
 /// The capability to probe an instance. [`HttpProber`] is the real one.
 pub trait Prober: Send + Sync {
     /// Sends one probe; never fails: a failure is an outcome.

@@ -81,7 +81,7 @@ pub async fn publish<E: Events>(
             error!(
                 bus,
                 detail_type,
-                timeout_s = PUBLISH_TIMEOUT.as_secs(),
+                timeout_ms = limit.min(PUBLISH_TIMEOUT).as_millis() as u64,
                 "publishing the event timed out; the decision stands"
             );
             false

@@ -267,10 +267,16 @@ pub struct DecisionRecord {
 /// The CloudWatch namespace of the gate's metrics.
 pub const METRIC_NAMESPACE: &str = "LaunchGate";
 
-fn now_epoch_ms() -> u64 {
+/// Milliseconds since the Unix epoch, now (0 before 1970).
+pub fn epoch_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Seconds since the Unix epoch, now (0 before 1970).
+pub fn epoch_seconds() -> u64 {
+    epoch_millis() / 1000
 }
 
 /// How many probes a record keeps.
@@ -333,7 +339,7 @@ impl DecisionRecord {
                 tracing::error!(cause = %e, instance_id = %self.instance_id, "cannot serialise the decision record")
             }
         }
-        println!("{}", self.metrics(now_epoch_ms()));
+        println!("{}", self.metrics(epoch_millis()));
     }
 
     /// The decision's metrics as one CloudWatch Embedded Metric Format document

@@ -66,9 +66,8 @@ pub struct Snapshot {
     /// The newest instance refresh.
     pub refresh: Option<RefreshView>,
     /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag
-    /// (terminated ones for about an hour), with its launch time (seconds since the Unix
-    /// epoch).
-    pub instances: Vec<(String, InstanceInfo, u64)>,
+    /// (terminated ones for about an hour).
+    pub instances: Vec<(String, InstanceInfo)>,
 }
 
 /// Where a rollout stands.
@@ -116,9 +115,11 @@ pub fn assess(
     expect: Option<u32>,
     snapshot: &Snapshot,
 ) -> Progress {
-    if let Some(trip) = &snapshot.trip
-        && trip.release.as_ref() == release
-        && (trip.at >= started || snapshot.suspended_processes.iter().any(|p| p == "Launch"))
+    let launch_suspended = snapshot.suspended_processes.iter().any(|p| p == "Launch");
+    if let Some(trip) = snapshot
+        .trip
+        .as_ref()
+        .filter(|t| t.of(release, if launch_suspended { 0 } else { started }))
     {
         return Progress::Halted {
             reason: format!(
@@ -149,7 +150,7 @@ pub fn assess(
     let passed = snapshot
         .instances
         .iter()
-        .filter(|(id, info, _)| {
+        .filter(|(id, info)| {
             snapshot.in_service.contains(id)
                 && passed_gate(info.decision.as_deref())
                 && (release.is_none() || info.launch_template.as_ref() == release)
@@ -199,7 +200,7 @@ mod tests {
         }
     }
 
-    fn instance(id: &str, version: &str, decision: Option<&str>) -> (String, InstanceInfo, u64) {
+    fn instance(id: &str, version: &str, decision: Option<&str>) -> (String, InstanceInfo) {
         (
             id.into(),
             InstanceInfo {
@@ -210,7 +211,6 @@ mod tests {
                 launch_template: Some(lt(version)),
                 decision: decision.map(str::to_owned),
             },
-            0,
         )
     }
 

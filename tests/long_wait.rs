@@ -152,12 +152,7 @@ async fn without_its_own_function_name_the_gate_hands_off_to_the_default_result(
         record.reason
     );
     assert!(world.invocations().is_empty());
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    world.assert_still_held().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

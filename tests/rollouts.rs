@@ -13,6 +13,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{AppSetup, Fleet, Subscriber, World, WorldSpec};
+use launch_gate::aws::AutoScalingGroups;
+use launch_gate::aws::sdk::SdkAws;
+use launch_gate::breaker::launched_instance;
 use launch_gate::config::{BreakerAction, GateConfig};
 use serde_json::Value;
 
@@ -117,19 +120,8 @@ impl Rollout {
     }
 
     async fn group(&self) -> aws_sdk_autoscaling::types::AutoScalingGroup {
-        assert!(
-            self.fleet.alive(),
-            "the fleet's task died: see its panic above"
-        );
-        self.world
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&self.world.group)
-            .send()
-            .await
-            .unwrap()
-            .auto_scaling_groups()[0]
-            .clone()
+        self.fleet.check();
+        self.world.describe_group().await
     }
 
     /// The group's in-service instances and their launch template versions.
@@ -138,56 +130,24 @@ impl Rollout {
         for i in self.group().await.instances() {
             if i.lifecycle_state().map(|s| s.as_str()) == Some("InService") {
                 let id = i.instance_id().unwrap().to_owned();
-                out.push((id.clone(), self.version_of(&id).await));
+                out.push((id.clone(), self.world.launch_template_version(&id).await));
             }
         }
         out
     }
 
-    async fn version_of(&self, instance_id: &str) -> String {
-        let d = self
-            .world
-            .ec2
-            .describe_instances()
-            .instance_ids(instance_id)
-            .send()
+    /// The group's launches so far (its scaling activities, read as the breaker reads
+    /// them), by launch template version.
+    async fn launches_of(&self, version: &str) -> usize {
+        let activities = SdkAws::new(&self.world.sdk)
+            .scaling_activities(&self.world.group, 0)
             .await
             .unwrap();
-        d.reservations()[0].instances()[0]
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some("aws:ec2launchtemplate:version"))
-            .and_then(|t| t.value())
-            .unwrap_or("none")
-            .to_owned()
-    }
-
-    /// The group's launches so far (its scaling activities), by launch template version.
-    async fn launches_of(&self, version: &str) -> usize {
         let mut n = 0;
-        for a in self.activities().await {
-            let description = a.description().unwrap_or_default();
-            if let Some(rest) = description.strip_prefix("Launching a new EC2 instance: ") {
-                let id: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                    .collect();
-                n += usize::from(self.version_of(&id).await == version);
-            }
+        for id in activities.iter().filter_map(launched_instance) {
+            n += usize::from(self.world.launch_template_version(id).await == version);
         }
         n
-    }
-
-    async fn activities(&self) -> Vec<aws_sdk_autoscaling::types::Activity> {
-        self.world
-            .autoscaling
-            .describe_scaling_activities()
-            .auto_scaling_group_name(&self.world.group)
-            .send()
-            .await
-            .unwrap()
-            .activities()
-            .to_vec()
     }
 
     async fn refresh(&self) -> aws_sdk_autoscaling::types::InstanceRefresh {

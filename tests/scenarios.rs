@@ -74,6 +74,7 @@ async fn allowed_hosts_without_the_private_ip_abandons_with_the_fix() {
     let record = world.gate_once("launch.json").await;
 
     assert_eq!(record.result, Some(Abandon));
+    assert!(!record.probes.is_empty());
     assert!(record.probes.iter().all(|p| p.status == Some(400)));
     let cause = record.cause.as_ref().unwrap();
     assert_eq!(cause.code, "host_rejected");

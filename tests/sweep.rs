@@ -101,10 +101,5 @@ async fn without_served_groups_the_sweep_does_nothing() {
         .await
         .unwrap();
     assert!(summary.decisions.is_empty());
-    assert!(
-        world.action_now()["Completions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    world.assert_still_held().await;
 }

@@ -56,7 +56,7 @@ pub struct InstanceInfo {
 /// `aws:ec2launchtemplate:id` and `aws:ec2launchtemplate:version` (a number, never
 /// `$Latest` or `$Default`). The launch-loop breaker counts abandons per group and
 /// version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchTemplateVersion {
     /// `lt-...`.
     pub id: String,
@@ -248,6 +248,19 @@ pub struct TargetHealth {
     pub reason: Option<String>,
     /// `Description`, for example `Health checks failed with these codes: [400]`.
     pub description: Option<String>,
+}
+
+impl std::fmt::Display for TargetHealth {
+    /// `State / Reason: Description`, verbatim.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} / {}: {}",
+            self.state,
+            self.reason.as_deref().unwrap_or(""),
+            self.description.as_deref().unwrap_or("")
+        )
+    }
 }
 
 /// Auto Scaling groups: `DescribeAutoScalingGroups`.

@@ -40,12 +40,14 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
 }
 
 /// The SDK configuration of the gate: the default chain (credentials, region,
-/// `AWS_ENDPOINT_URL`) with [`retry_config`].
-pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(retry_config())
-        .load()
-        .await
+/// `AWS_ENDPOINT_URL`) with [`retry_config`], in `region` when one is given.
+pub async fn load_config(region: Option<String>) -> aws_config::SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry_config());
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r));
+    }
+    loader.load().await
 }
 
 /// Every port of [`crate::aws`] over the SDK's clients.
@@ -284,27 +286,72 @@ impl Instances for SdkAws {
         let mut found = Vec::new();
         // A filter takes at most 200 values.
         for chunk in instance_ids.chunks(200) {
-            let mut pages = self
-                .ec2
-                .describe_instances()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("instance-id")
-                        .set_values(Some(chunk.to_vec()))
-                        .build(),
-                )
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
-                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                    if let Some(id) = instance.instance_id() {
-                        found.push((id.to_owned(), instance_info(instance)));
-                    }
+            found.extend(
+                self.describe_instances_where("instance-id", chunk.to_vec())
+                    .await?,
+            );
+        }
+        Ok(found)
+    }
+}
+
+impl SdkAws {
+    /// Every instance a `DescribeInstances` filter `name` = `values` matches, all pages.
+    async fn describe_instances_where(
+        &self,
+        name: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<(String, InstanceInfo)>, AwsError> {
+        let mut found = Vec::new();
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name(name)
+                    .set_values(Some(values))
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let Some(id) = instance.instance_id() {
+                    found.push((id.to_owned(), instance_info(instance)));
                 }
             }
         }
         Ok(found)
+    }
+}
+
+/// The group's instances in `lifecycle_state`.
+fn instances_in(
+    group: &aws_sdk_autoscaling::types::AutoScalingGroup,
+    lifecycle_state: &str,
+) -> Vec<String> {
+    group
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some(lifecycle_state))
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+/// The group's suspended processes and tags.
+fn group_state_of(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> GroupState {
+    GroupState {
+        suspended_processes: group
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_owned))
+            .collect(),
+        tags: group
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect(),
     }
 }
 
@@ -333,13 +380,7 @@ impl AutoScalingGroups for SdkAws {
         Ok(self
             .describe_group(group_name)
             .await?
-            .map(|g| {
-                g.instances()
-                    .iter()
-                    .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("Pending:Wait"))
-                    .filter_map(|i| i.instance_id().map(str::to_owned))
-                    .collect()
-            })
+            .map(|g| instances_in(&g, "Pending:Wait"))
             .unwrap_or_default())
     }
 
@@ -363,18 +404,10 @@ impl AutoScalingGroups for SdkAws {
     }
 
     async fn group_state(&self, group_name: &str) -> Result<Option<GroupState>, AwsError> {
-        Ok(self.describe_group(group_name).await?.map(|g| GroupState {
-            suspended_processes: g
-                .suspended_processes()
-                .iter()
-                .filter_map(|p| p.process_name().map(str::to_owned))
-                .collect(),
-            tags: g
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                .collect(),
-        }))
+        Ok(self
+            .describe_group(group_name)
+            .await?
+            .map(|g| group_state_of(&g)))
     }
 
     async fn scaling_activities(
@@ -655,14 +688,22 @@ fn target(
         .build()
 }
 
+/// The launch template of a group or a desired configuration: its `LaunchTemplate`, or its
+/// `MixedInstancesPolicy`'s.
 fn template_spec(
-    s: &aws_sdk_autoscaling::types::LaunchTemplateSpecification,
-) -> crate::rollout::TemplateSpec {
-    crate::rollout::TemplateSpec {
+    launch_template: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification>,
+    mixed: Option<&aws_sdk_autoscaling::types::MixedInstancesPolicy>,
+) -> Option<crate::rollout::TemplateSpec> {
+    let s = launch_template.or_else(|| {
+        mixed
+            .and_then(|m| m.launch_template())
+            .and_then(|l| l.launch_template_specification())
+    })?;
+    Some(crate::rollout::TemplateSpec {
         id: s.launch_template_id().map(str::to_owned),
         name: s.launch_template_name().map(str::to_owned),
         version: s.version().map(str::to_owned),
-    }
+    })
 }
 
 /// Reads for `launch-gate rollout`.
@@ -688,13 +729,7 @@ impl SdkAws {
         let Some(group) = self.describe_group(group_name).await? else {
             return Ok(None);
         };
-        let spec = group.launch_template().or_else(|| {
-            group
-                .mixed_instances_policy()
-                .and_then(|m| m.launch_template())
-                .and_then(|l| l.launch_template_specification())
-        });
-        let template = spec.map(template_spec);
+        let template = template_spec(group.launch_template(), group.mixed_instances_policy());
         let refreshes = self
             .autoscaling
             .describe_instance_refreshes()
@@ -709,60 +744,23 @@ impl SdkAws {
                 .status()
                 .map_or_else(String::new, |s| s.as_str().to_owned()),
             status_reason: r.status_reason().map(str::to_owned),
-            desired: r.desired_configuration().and_then(|d| {
-                d.launch_template()
-                    .or_else(|| {
-                        d.mixed_instances_policy()
-                            .and_then(|m| m.launch_template())
-                            .and_then(|l| l.launch_template_specification())
-                    })
-                    .map(template_spec)
-            }),
+            desired: r
+                .desired_configuration()
+                .and_then(|d| template_spec(d.launch_template(), d.mixed_instances_policy())),
         });
-        let mut instances = Vec::new();
-        let mut pages = self
-            .ec2
-            .describe_instances()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag:aws:autoscaling:groupName")
-                    .values(group_name)
-                    .build(),
-            )
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DescribeInstances", e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let Some(id) = i.instance_id() {
-                    let launched = i
-                        .launch_time()
-                        .map_or(0, |t| u64::try_from(t.secs()).unwrap_or(0));
-                    instances.push((id.to_owned(), instance_info(i), launched));
-                }
-            }
-        }
+        let instances = self
+            .describe_instances_where("tag:aws:autoscaling:groupName", vec![group_name.to_owned()])
+            .await?;
+        let state = group_state_of(&group);
         let snapshot = Snapshot {
             desired_capacity: group
                 .desired_capacity()
                 .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
-            in_service: group
-                .instances()
-                .iter()
-                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-                .filter_map(|i| i.instance_id().map(str::to_owned))
-                .collect(),
-            suspended_processes: group
-                .suspended_processes()
-                .iter()
-                .filter_map(|p| p.process_name().map(str::to_owned))
-                .collect(),
-            trip: group
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(super::BREAKER_TAG))
-                .and_then(|t| t.value())
+            in_service: instances_in(&group, "InService"),
+            trip: state
+                .tag(super::BREAKER_TAG)
                 .and_then(crate::breaker::Trip::parse),
+            suspended_processes: state.suspended_processes,
             refresh,
             instances,
         };

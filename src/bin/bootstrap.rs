@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = GateConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = launch_gate::aws::sdk::load_config().await;
+    let sdk = launch_gate::aws::sdk::load_config(None).await;
     let aws = SdkAws::new(&sdk).with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
     let gate = Gate::new(config, HttpProber::new(), aws);
     let gate = &gate;

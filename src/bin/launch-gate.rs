@@ -3,7 +3,7 @@
 //! ```text
 //! launch-gate probe --ip 10.0.1.23 --port 8000 --path /health [--host HOST] [--matcher 200-299] [--timeout 5s] [--json]
 //! launch-gate probe --instance-id i-0abc... [--region eu-west-1] [--target-groups]
-//! launch-gate rollout --group NAME [--expect N] [--timeout 30m] [--json]
+//! launch-gate rollout --group NAME [--expect N] [--timeout 30m] [--launch-template-version V] [--json]
 //! ```
 //!
 //! Exit status: `probe`: 0 healthy, 1 unhealthy; `rollout`: 0 the rollout succeeded, 1
@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use clap::{Args, Parser, Subcommand};
 use futures::future::join_all;
 use launch_gate::aws::sdk::SdkAws;
@@ -119,20 +118,9 @@ struct ProbeArgs {
     json: bool,
 }
 
+/// Whole seconds of a duration such as `5s` or `1m`; the gate's settings check the range.
 fn seconds(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 5s"))?;
-    match unit {
-        "s" => Ok(n),
-        "m" => Ok(n * 60),
-        _ => Err(format!("{text:?}: use whole seconds (5s) or minutes (1m)")),
-    }
+    parse_duration(text).map(|d| d.as_secs())
 }
 
 /// One check's result, as printed.
@@ -315,11 +303,7 @@ fn print_text(healthy: bool, results: &[CheckResult]) {
         } else {
             paint("31", "FAIL")
         };
-        let answer = match (&r.outcome.error, r.outcome.status) {
-            (Some(e), _) => e.to_string(),
-            (None, Some(s)) => s.to_string(),
-            (None, None) => "no answer".into(),
-        };
+        let answer = r.outcome.answer();
         println!(
             "  {mark}  {}: GET {} (Host: {}) -> {answer} in {} ms",
             r.check, r.url, r.host, r.outcome.latency_ms
@@ -340,18 +324,7 @@ fn print_text(healthy: bool, results: &[CheckResult]) {
 
 /// The SDK clients with the gate's retry policy, in `region` if given.
 async fn sdk(region: Option<String>) -> SdkAws {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(launch_gate::aws::sdk::retry_config());
-    if let Some(r) = region {
-        loader = loader.region(Region::new(r));
-    }
-    SdkAws::new(&loader.load().await)
-}
-
-fn epoch_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SdkAws::new(&launch_gate::aws::sdk::load_config(region).await)
 }
 
 /// Prints the rollout's lines: text, or one JSON document a line.
@@ -381,7 +354,7 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
         json: args.json,
         start: tokio::time::Instant::now(),
     };
-    let started = epoch_seconds();
+    let started = launch_gate::record::epoch_seconds();
     let config_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
     let (first, template) = aws
         .rollout_snapshot(&args.group)
@@ -470,7 +443,7 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
             },
         };
         if let Some(snap) = snap {
-            for (id, info, _) in &snap.instances {
+            for (id, info) in &snap.instances {
                 let Some(decision) = &info.decision else {
                     continue;
                 };

@@ -16,11 +16,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::config::Credentials;
+use launch_gate::aws::Instances;
 use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
 use launch_gate::gate::Gate;
@@ -107,6 +108,14 @@ pub fn http_get_json(url: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{url}: {e}: {response}"))
 }
 
+/// Every lifecycle action the emulator at `url` has held, pending and ended.
+pub fn lifecycle_actions(url: &str) -> Vec<Value> {
+    http_get_json(&format!("{url}/_launch_gate/lifecycle-actions"))["LifecycleActions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// moto in server mode with the project's extension.
 pub struct Emulator {
     child: Child,
@@ -159,10 +168,7 @@ impl Emulator {
 
     /// Every lifecycle action the emulator has held, pending and ended.
     pub fn lifecycle_actions(&self) -> Vec<Value> {
-        http_get_json(&format!("{}/_launch_gate/lifecycle-actions", self.url))["LifecycleActions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        lifecycle_actions(&self.url)
     }
 }
 
@@ -180,7 +186,6 @@ pub struct World {
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub group: String,
-    pub hook: String,
     /// The pending lifecycle action, as the emulator holds it.
     pub action: Value,
     pub instance_id: String,
@@ -188,8 +193,6 @@ pub struct World {
     /// The port the instance's app listens on (free on loopback).
     pub port: u16,
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    /// The group's target groups, by name: ARN.
-    pub target_groups: Vec<(String, String)>,
     /// The validation target group's ARN.
     pub validation_arn: Option<String>,
 }
@@ -484,13 +487,11 @@ impl World {
             autoscaling,
             ec2,
             group,
-            hook,
             action,
             instance_id,
             ip,
             port,
             elbv2,
-            target_groups,
             validation_arn,
         }
     }
@@ -506,26 +507,37 @@ impl World {
 
     /// A sample event from `events/` with the pending action's fields filled in.
     pub fn event(&self, sample: &str) -> Value {
-        self.event_for(sample, &self.action)
+        sample_event(sample, &self.action)
     }
 
-    /// A sample event from `events/` with the fields of `action`, one of the emulator's
-    /// lifecycle actions, filled in.
-    pub fn event_for(&self, sample: &str, action: &Value) -> Value {
-        sample_event(sample, action)
+    /// The group, as `DescribeAutoScalingGroups` says.
+    pub async fn describe_group(&self) -> aws_sdk_autoscaling::types::AutoScalingGroup {
+        self.autoscaling
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.group)
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()[0]
+            .clone()
+    }
+
+    /// The launch template version an instance was launched from (EC2's
+    /// `aws:ec2launchtemplate:version` tag, read as the gate reads it), or `none`.
+    pub async fn launch_template_version(&self, instance_id: &str) -> String {
+        SdkAws::new(&self.sdk)
+            .describe_instance(instance_id)
+            .await
+            .unwrap()
+            .and_then(|i| i.launch_template)
+            .map_or_else(|| "none".to_owned(), |t| t.version)
     }
 
     /// The instance's lifecycle state in the group (`Pending:Wait`, `InService`), or
     /// `None` when it has left the group.
     pub async fn lifecycle_state(&self) -> Option<String> {
-        let out = self
-            .autoscaling
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names(&self.group)
-            .send()
+        self.describe_group()
             .await
-            .unwrap();
-        out.auto_scaling_groups()[0]
             .instances()
             .iter()
             .find(|i| i.instance_id() == Some(self.instance_id.as_str()))
@@ -1060,7 +1072,9 @@ impl Subscriber {
 /// private IP) and its lifecycle event is delivered to a gate, as the rule would.
 pub struct Fleet {
     task: tokio::task::JoinHandle<()>,
-    apps: std::sync::Arc<std::sync::Mutex<Vec<DjangoApp>>>,
+    apps: Arc<Mutex<Vec<DjangoApp>>>,
+    /// Launches the fleet could not play: an app that did not start, a gate that failed.
+    failures: Arc<Mutex<Vec<String>>>,
 }
 
 /// What a release does when an instance boots: its app's settings, or `None` when the
@@ -1071,73 +1085,82 @@ pub type Release = fn(&str, usize) -> Option<AppSetup>;
 impl World {
     /// Starts playing the fleet: gates use `config` (the function's settings).
     pub fn fleet(&self, config: GateConfig, release: Release) -> Fleet {
-        let apps = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let apps = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
         let url = self.emulator.url.clone();
         let sdk = self.sdk.clone();
         let port = self.port;
-        let shared = apps.clone();
+        let (shared_apps, shared_failures) = (apps.clone(), failures.clone());
         let task = tokio::spawn(async move {
-            let ec2 = aws_sdk_ec2::Client::new(&sdk);
+            let aws = SdkAws::new(&sdk);
             let mut seen: Vec<String> = Vec::new();
             let mut booted: Vec<String> = Vec::new();
             loop {
-                let view = format!("{url}/_launch_gate/lifecycle-actions");
-                let actions = tokio::task::spawn_blocking(move || http_get_json(&view))
+                let view = url.clone();
+                let actions = tokio::task::spawn_blocking(move || lifecycle_actions(&view))
                     .await
                     .unwrap();
-                for action in actions["LifecycleActions"].as_array().unwrap() {
+                for action in actions {
                     let id = action["EC2InstanceId"].as_str().unwrap().to_owned();
                     if action["Pending"] != true || seen.contains(&id) {
                         continue;
                     }
                     seen.push(id.clone());
-                    let described = ec2
-                        .describe_instances()
-                        .instance_ids(&id)
-                        .send()
-                        .await
-                        .unwrap();
-                    let instance = &described.reservations()[0].instances()[0];
-                    let ip: IpAddr = instance.private_ip_address().unwrap().parse().unwrap();
-                    let version = instance
-                        .tags()
-                        .iter()
-                        .find(|t| t.key() == Some("aws:ec2launchtemplate:version"))
-                        .and_then(|t| t.value())
-                        .unwrap_or("none")
-                        .to_owned();
+                    let info = aws.describe_instance(&id).await.unwrap().unwrap();
+                    let ip = info.private_ip.unwrap();
+                    let version = info
+                        .launch_template
+                        .map_or_else(|| "none".to_owned(), |t| t.version);
                     let nth = booted.iter().filter(|v| **v == version).count();
                     booted.push(version.clone());
-                    let apps = shared.clone();
-                    let sdk = sdk.clone();
-                    let config = config.clone();
-                    let action = action.clone();
+                    let (apps, failures) = (shared_apps.clone(), shared_failures.clone());
+                    let gate = Gate::new(config.clone(), HttpProber::new(), SdkAws::new(&sdk));
                     tokio::spawn(async move {
                         if let Some(setup) = release(&version, nth) {
-                            let app = tokio::task::spawn_blocking(move || {
+                            let started = tokio::task::spawn_blocking(move || {
                                 DjangoApp::start(ip, port, setup)
-                            })
-                            .await
-                            .unwrap();
-                            apps.lock().unwrap().push(app);
+                            });
+                            match started.await {
+                                Ok(app) => apps.lock().unwrap().push(app),
+                                Err(e) => {
+                                    failures
+                                        .lock()
+                                        .unwrap()
+                                        .push(format!("{id}: the app did not start: {e}"));
+                                    return;
+                                }
+                            }
                         }
-                        let gate = Gate::new(config, HttpProber::new(), SdkAws::new(&sdk));
                         let event = sample_event("launch.json", &action);
-                        let _ = gate.handle(&event, None).await;
+                        if let Err(e) = gate.handle(&event, None).await {
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{id}: the gate failed: {e}"));
+                        }
                     });
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
-        Fleet { task, apps }
+        Fleet {
+            task,
+            apps,
+            failures,
+        }
     }
 }
 
 impl Fleet {
-    /// Whether the fleet still plays (its task panics on an unexpected emulator answer,
-    /// and the test would otherwise only time out).
-    pub fn alive(&self) -> bool {
-        !self.task.is_finished()
+    /// Panics when the fleet stopped playing or could not play a launch, so that a test
+    /// says why rather than timing out.
+    pub fn check(&self) {
+        let failures = self.failures.lock().unwrap();
+        assert!(failures.is_empty(), "the fleet failed: {failures:#?}");
+        assert!(
+            !self.task.is_finished(),
+            "the fleet's task died: see its panic above"
+        );
     }
 }
 
