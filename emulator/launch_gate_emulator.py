@@ -17,23 +17,66 @@ This module patches moto's Auto Scaling backend and response classes so that, as
   launches a replacement;
 * `RecordLifecycleActionHeartbeat` restarts the heartbeat timer; when a timer runs out the
   hook's `DefaultResult` is applied, and the global timeout is
-  min(48 h, 100 x HeartbeatTimeout);
-* `CreateAutoScalingGroup` honours `LifecycleHookSpecificationList`.
+  min(48 h, 100 x HeartbeatTimeout), which `DescribeLifecycleHooks` answers as each hook's
+  `GlobalTimeout` (moto says 172800 whatever the heartbeat timeout);
+* `CreateAutoScalingGroup` honours `LifecycleHookSpecificationList`;
+* `DescribeAutoScalingInstances` lists a held instance with its group and `Pending:Wait`
+  (a warm pool's with `Warmed:...`), and nothing for an instance of no group;
+* warm pools (docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-warm-pools.html,
+  warm-pool-instance-lifecycle.html), as far as the gate needs: an instance launched into
+  a group's pool (`PutWarmPool` first) with a launch hook waits in `Warmed:Pending:Wait`,
+  one lifecycle action per launch hook (`Destination` `WarmPool`); `CONTINUE` of the last
+  one moves it to the pool's state (`Warmed:Stopped`, EC2 `stopped`; `Warmed:Running`;
+  `Warmed:Hibernated`, played as a stop), `ABANDON` terminates it. Pool instances are no
+  part of the group's capacity, not registered, not in `DescribeAutoScalingGroups`'
+  instances; `DescribeWarmPool` and `DescribeAutoScalingInstances` list them;
+  `DeleteWarmPool` terminates them. Not emulated: the pool's sizing (`MinSize`,
+  `MaxGroupPreparedCapacity`: instances enter the pool only by
+  `POST /_launch_gate/warm-pool-launch`), replacing an abandoned pool instance, and
+  instances leaving the pool for the group on a scale-out.
 
-With `target_health.py`, target health is computed by real ELB-style health checks; with
-`rollouts.py`, the group keeps scaling activities and runs instance refreshes.
+With `ec2_instances.py`, new instances can start `pending` (`--pending-seconds`) and
+terminated instances lose their tags (`--terminated-tags-seconds`); a group instance
+without launch hooks is then `Pending` until EC2 says `running`, and one whose last
+`CONTINUE` came while it was `pending` is `Pending:Proceed` until then, being registered
+with the group's target groups only when `running`. With `target_health.py`, target
+health is computed by real ELB-style health checks; with `rollouts.py`, the group keeps
+scaling activities (a launch abandoned by `CompleteLifecycleAction` or by the heartbeat
+timeout each with AWS's own wording) and runs instance refreshes.
 
 It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
-with its token, heartbeats, completions and the calls that failed;
+with its token, `Origin` and `Destination`, heartbeats, completions and the calls that
+failed;
 `GET /_launch_gate/calls` counts the API calls received, by operation;
 `GET /_launch_gate/invocations` lists Lambda's asynchronous `Invoke` calls, with payloads;
 `POST /_launch_gate/faults` with `{"operation": "DescribeTargetHealth", "status": 500,
 "code": "InternalFailure", "count": 3}` makes the next `count` calls of that operation
-fail (`count` -1: until `DELETE /_launch_gate/faults`).
+fail (`count` -1: until `DELETE /_launch_gate/faults`; `status` defaults to 500, `code`
+to InternalFailure, `count` to 1). Two optional keys:
+`"after_effect": true` carries the call out (its effect happens: the lifecycle action is
+completed, the target registered) and then answers the fault instead of moto's answer;
+`"delay_seconds": X` answers X seconds late, after the effect if any. A fault is an
+error unless its `status` is 2xx or it has `delay_seconds` and neither `status` nor
+`code`: `{"operation": "CompleteLifecycleAction", "delay_seconds": 5}` (or with
+`"status": 200`) is a slow success, carried out at once and answered 5 s later;
+`GET /_launch_gate/settings` and `POST /_launch_gate/settings` with
+`{"pending_seconds": 2, "terminated_tags_seconds": 0}` (either key) read and change the
+two EC2 settings of the command line at runtime;
+`POST /_launch_gate/target-health` with `{"target_group_arn": ARN, "state":
+"unavailable", "reason": "Elb.InternalError", "description": "...", "count": 2}` makes
+the next `count` `DescribeTargetHealth` answers for that target group report that state
+for every target (`reason` defaults to Elb.InternalError, `description` to a text for the
+state, see target_health.py; `count` to 1, -1: until `DELETE /_launch_gate/target-health`);
+`POST /_launch_gate/warm-pool-launch` with `{"group": NAME}` launches one instance into
+the group's warm pool and answers `{"InstanceId", "LifecycleState",
+"LifecycleActionTokens"}` (400 when the group has no warm pool, 404 when there is no such
+group).
 
 Run: `python launch_gate_emulator.py --host 127.0.0.1 --port 0`; it prints
-`launch-gate-emulator listening on http://HOST:PORT` once it accepts requests.
+`launch-gate-emulator listening on http://HOST:PORT` once it accepts requests. Options:
+`--elb-interval S`, `--elb-timeout S`, `--throttle`, `--pending-seconds S` (default 0),
+`--terminated-tags-seconds S` (default -1). Tests: `test_emulator.py`.
 """
 
 from __future__ import annotations
@@ -52,11 +95,12 @@ from typing import Any
 from moto.autoscaling import models as asg_models
 from moto.autoscaling import responses as asg_responses
 from moto.autoscaling.exceptions import ValidationError
-from moto.core.responses import EmptyResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+import ec2_instances
 import rollouts
 import target_health
 
@@ -84,8 +128,10 @@ def _iso(ts: float | None) -> str | None:
 class LifecycleAction:
     """One lifecycle action: an instance held by one lifecycle hook."""
 
-    def __init__(self, group: Any, hook: Any, instance_id: str) -> None:
+    def __init__(self, group: Any, hook: Any, instance_id: str, destination: str = "AutoScalingGroup") -> None:
         self.token = str(uuid.uuid4())
+        # Where the instance goes: the group, or its warm pool (the event's `Destination`).
+        self.destination = destination
         self.group_name = group.name
         self.group_arn = group.arn
         self.hook_name = hook.name
@@ -117,6 +163,8 @@ class LifecycleAction:
             "LifecycleHookName": self.hook_name,
             "LifecycleTransition": self.transition,
             "EC2InstanceId": self.instance_id,
+            "Origin": "EC2",
+            "Destination": self.destination,
             "NotificationMetadata": self.notification_metadata,
             "HeartbeatTimeout": self.heartbeat_timeout,
             "DefaultResult": self.default_result,
@@ -145,7 +193,23 @@ def _launch_hooks(backend: Any, group_name: str) -> list[Any]:
 
 
 def _state_of(group: Any, instance_id: str) -> Any | None:
-    return next((s for s in group.instance_states if s.instance.id == instance_id), None)
+    """The instance's state in the group, or in the group's warm pool."""
+    return next(
+        (s for s in group.instance_states + _warm(group) if s.instance.id == instance_id), None
+    )
+
+
+def _warm(group: Any) -> list[Any]:
+    """The instances in the group's warm pool (moto keeps none): no part of its capacity."""
+    if not hasattr(group, "_lg_warm"):
+        group._lg_warm = []
+    return group._lg_warm
+
+
+def _forget(group: Any, instance_id: str) -> None:
+    """Takes an instance out of the group and out of its warm pool."""
+    group.instance_states = [s for s in group.instance_states if s.instance.id != instance_id]
+    group._lg_warm = [s for s in _warm(group) if s.instance.id != instance_id]
 
 
 # --- launch: hold new instances in Pending:Wait -------------------------------------------
@@ -153,12 +217,12 @@ def _state_of(group: Any, instance_id: str) -> Any | None:
 _original_replace = asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances
 
 
-def _replace_with_hooks(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
-    if rollouts.launch_suspended(self):
-        return  # SuspendProcesses Launch: the group launches nothing until it is resumed
-    before = {s.instance.id for s in self.instance_states}
-    ec2 = self.autoscaling_backend.ec2_backend
-    version = rollouts.launch_version(self)
+def _launch(group: Any, count_needed: int, propagated_tags: dict[str, str]) -> list[Any]:
+    """Launches `count_needed` instances into the group, from the launch template version it
+    launches now; returns their new states."""
+    before = {s.instance.id for s in group.instance_states}
+    ec2 = group.autoscaling_backend.ec2_backend
+    version = rollouts.launch_version(group)
     run_instances = type(ec2).run_instances
 
     def run_version(*args: Any, launch_template: Any = None, **kwargs: Any) -> Any:
@@ -167,20 +231,27 @@ def _replace_with_hooks(self: Any, count_needed: int, propagated_tags: dict[str,
             launch_template = {**launch_template, "Version": version}
         return run_instances(ec2, *args, launch_template=launch_template, **kwargs)
 
-    hooks = _launch_hooks(self.autoscaling_backend, self.name)
     with _lock:
         ec2.run_instances = run_version
         try:
-            _original_replace(self, count_needed, propagated_tags)
+            _original_replace(group, count_needed, propagated_tags)
         finally:
             del ec2.run_instances
-        capacity = len(before)
-        for state in self.instance_states:
-            if state.instance.id in before:
-                continue
+    return [s for s in group.instance_states if s.instance.id not in before]
+
+
+def _replace_with_hooks(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    if rollouts.launch_suspended(self):
+        return  # SuspendProcesses Launch: the group launches nothing until it is resumed
+    hooks = _launch_hooks(self.autoscaling_backend, self.name)
+    with _lock:
+        capacity = len(self.instance_states)
+        for state in _launch(self, count_needed, propagated_tags):
             rollouts.record_launch(self, state.instance, bool(hooks), capacity)
             capacity += 1
             if not hooks:
+                if state.instance.state == "pending":
+                    state.lifecycle_state = "Pending"  # InService once EC2 says running
                 continue
             state.lifecycle_state = "Pending:Wait"
             for hook in hooks:
@@ -200,7 +271,13 @@ def _active_instances(self: Any) -> list[Any]:
 
 
 def _in_service_ids(group: Any) -> set[str]:
-    return {s.instance.id for s in group.instance_states if s.lifecycle_state == "InService"}
+    """The group's InService instances that EC2 says are running (only those can be
+    registered with a target group)."""
+    return {
+        s.instance.id
+        for s in group.instance_states
+        if s.lifecycle_state == "InService" and s.instance.state == "running"
+    }
 
 
 def _update_attached_target_groups(self: Any, group_name: str) -> None:
@@ -232,6 +309,16 @@ def _update_attached_elbs(self: Any, group_name: str) -> None:
 # --- ending a lifecycle action -------------------------------------------------------------
 
 
+def _put_in_service(backend: Any, group: Any, state: Any) -> None:
+    """InService and registered, or `Pending:Proceed` until EC2 says the instance is running."""
+    if state.instance.state == "pending":
+        state.lifecycle_state = "Pending:Proceed"
+        return
+    state.lifecycle_state = "InService"
+    backend.update_attached_elbs(group.name)
+    backend.update_attached_target_groups(group.name)
+
+
 def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> None:
     """Ends one lifecycle action and, when it was the instance's last, moves the instance on."""
     action.result = result
@@ -243,22 +330,29 @@ def _end(backend: Any, action: LifecycleAction, result: str, ended_by: str) -> N
     state = _state_of(group, action.instance_id)
     if state is None:
         return
+    warm = state in _warm(group)
     if result == "ABANDON":
         # The other hooks' actions for this instance end with it.
         for other in _actions(backend):
             if other.instance_id == action.instance_id and other.pending:
                 other.result, other.ended, other.ended_by = "ABANDON", _now(), "InstanceAbandoned"
-        rollouts.record_lifecycle_end(backend, action.instance_id, "ABANDON", action.token)
-        rollouts.replace(group, state)
+        rollouts.record_lifecycle_end(backend, action.instance_id, "ABANDON", action.token, ended_by)
+        if warm:
+            # Out of the pool and terminated; the pool's size is not kept (no replacement).
+            _forget(group, action.instance_id)
+            backend.ec2_backend.terminate_instances([action.instance_id])
+        else:
+            rollouts.replace(group, state)
         return
     still_pending = [
         a for a in _actions(backend) if a.instance_id == action.instance_id and a.pending
     ]
     if not still_pending:
-        rollouts.record_lifecycle_end(backend, action.instance_id, "CONTINUE", action.token)
-        state.lifecycle_state = "InService"
-        backend.update_attached_elbs(group.name)
-        backend.update_attached_target_groups(group.name)
+        rollouts.record_lifecycle_end(backend, action.instance_id, "CONTINUE", action.token, ended_by)
+        if warm:
+            _warm_up(group, state)
+        else:
+            _put_in_service(backend, group, state)
 
 
 def _find_pending(
@@ -331,6 +425,28 @@ def record_lifecycle_action_heartbeat(self: Any) -> EmptyResult:
     return EmptyResult()
 
 
+def _settle() -> None:
+    """Makes the EC2 changes due (pending -> running, tags of terminated instances), puts
+    in service the group instances that were only waiting for EC2 to say running, and
+    drops terminated instances from warm pools."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    for regions in list(autoscaling_backends.values()):
+        for backend in list(regions.values()):
+            for group in backend.autoscaling_groups.values():
+                if getattr(group, "_lg_warm", None):
+                    group._lg_warm = [
+                        s for s in group._lg_warm if s.instance.state not in ("shutting-down", "terminated")
+                    ]
+    for instance in ec2_instances.settle():
+        group = getattr(instance, "autoscaling_group", None)
+        if group is None or group.autoscaling_backend.autoscaling_groups.get(group.name) is not group:
+            continue
+        state = next((s for s in group.instance_states if s.instance.id == instance.id), None)
+        if state is not None and state.lifecycle_state in ("Pending", "Pending:Proceed"):
+            _put_in_service(group.autoscaling_backend, group, state)
+
+
 def _expire_timeouts() -> None:
     """Applies each hook's DefaultResult when its heartbeat or global timeout runs out."""
     from moto.autoscaling.models import autoscaling_backends
@@ -338,6 +454,7 @@ def _expire_timeouts() -> None:
     while True:
         time.sleep(0.25)
         with _lock:
+            _settle()
             for _account, regions in list(autoscaling_backends.items()):
                 for _region, backend in list(regions.items()):
                     rollouts.tick(backend)
@@ -351,10 +468,7 @@ def _expire_timeouts() -> None:
                             action.ended_by = "InstanceTerminated"
                             group = backend.autoscaling_groups.get(action.group_name)
                             if group is not None:
-                                group.instance_states = [
-                                    s for s in group.instance_states
-                                    if s.instance.id != action.instance_id
-                                ]
+                                _forget(group, action.instance_id)
                             continue
                         now = _now()
                         if now >= action.global_deadline:
@@ -403,6 +517,88 @@ def put_lifecycle_hook(self: Any) -> Any:
     return EmptyResult()
 
 
+def _global_timeout(hook: Any) -> int:
+    """GlobalTimeout as AWS answers it: min(48 h, 100 x HeartbeatTimeout)."""
+    return min(GLOBAL_TIMEOUT_CAP_SECONDS, 100 * int(hook.heartbeat_timeout))
+
+
+# --- warm pools ----------------------------------------------------------------------------
+# docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-warm-pools.html and
+# warm-pool-instance-lifecycle.html. moto keeps a warm pool's configuration only.
+
+WARM_STATES = {"Stopped": "Warmed:Stopped", "Running": "Warmed:Running", "Hibernated": "Warmed:Hibernated"}
+
+
+def _warm_up(group: Any, state: Any) -> None:
+    """The end of a launch into the warm pool: the pool's state, the instance stopped unless
+    the pool is `Running` (hibernation is played as a stop)."""
+    pool_state = group.warm_pool.pool_state if group.warm_pool is not None else "Stopped"
+    state.lifecycle_state = WARM_STATES.get(pool_state, "Warmed:Stopped")
+    if pool_state != "Running" and state.instance.state in ("pending", "running"):
+        group.autoscaling_backend.ec2_backend.stop_instances([state.instance.id])
+
+
+def launch_into_warm_pool(group: Any) -> Any:
+    """Launches one instance into the group's warm pool, from the group's launch template:
+    held in `Warmed:Pending:Wait` by the launch hooks, else warmed at once."""
+    backend = group.autoscaling_backend
+    if group.warm_pool is None:
+        raise ValidationError(f"No warm pool found for Auto Scaling group {group.name}")
+    hooks = _launch_hooks(backend, group.name)
+    with _lock:
+        state = _launch(group, 1, group.get_propagated_tags())[0]
+        group.instance_states = [s for s in group.instance_states if s is not state]
+        _warm(group).append(state)
+        rollouts.record_warm_pool_launch(group, state.instance, bool(hooks))
+        if not hooks:
+            _warm_up(group, state)
+            return state
+        state.lifecycle_state = "Warmed:Pending:Wait"
+        for hook in hooks:
+            _actions(backend).append(LifecycleAction(group, hook, state.instance.id, "WarmPool"))
+    return state
+
+
+def describe_warm_pool(self: Any) -> ActionResult:
+    """DescribeWarmPool, with the instances in the pool (moto lists none)."""
+    group_name = self._get_param("AutoScalingGroupName")
+    warm_pool = self.autoscaling_backend.describe_warm_pool(group_name=group_name)
+    group = self.autoscaling_backend.autoscaling_groups.get(group_name)
+    with _lock:
+        instances = list(_warm(group)) if group is not None else []
+    return ActionResult({"WarmPoolConfiguration": warm_pool, "Instances": instances})
+
+
+_original_delete_warm_pool = asg_models.AutoScalingBackend.delete_warm_pool
+
+
+def _delete_warm_pool(self: Any, group_name: str) -> None:
+    """DeleteWarmPool: the pool's instances are terminated with it."""
+    _original_delete_warm_pool(self, group_name)
+    group = self.autoscaling_groups[group_name]
+    with _lock:
+        ids = [s.instance.id for s in _warm(group)]
+        for action in _actions(self):
+            if action.instance_id in ids and action.pending:
+                action.result, action.ended, action.ended_by = "ABANDON", _now(), "WarmPoolDeleted"
+        group._lg_warm = []
+        if ids:
+            self.ec2_backend.terminate_instances(ids)
+
+
+_original_describe_asg_instances = asg_models.AutoScalingBackend.describe_auto_scaling_instances
+
+
+def _describe_auto_scaling_instances(self: Any, instance_ids: list[str]) -> list[Any]:
+    """DescribeAutoScalingInstances, warm pool instances too: AWS documents their
+    `Warmed:*` lifecycle states for it (AutoScalingInstanceDetails.LifecycleState)."""
+    states = _original_describe_asg_instances(self, instance_ids)
+    with _lock:
+        for group in self.autoscaling_groups.values():
+            states += [s for s in _warm(group) if not instance_ids or s.instance.id in instance_ids]
+    return states
+
+
 def install() -> None:
     """Applies the patches to moto's Auto Scaling classes. Idempotent."""
     asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances = _replace_with_hooks
@@ -410,12 +606,18 @@ def install() -> None:
     asg_models.AutoScalingBackend.update_attached_target_groups = _update_attached_target_groups
     asg_models.AutoScalingBackend.update_attached_elbs = _update_attached_elbs
     asg_models.LifecycleHook.notification_metadata = None
+    # moto writes 172800 whatever the heartbeat timeout; its assignment is ignored.
+    asg_models.LifecycleHook.global_timeout = property(_global_timeout, lambda hook, value: None)
+    asg_models.AutoScalingBackend.delete_warm_pool = _delete_warm_pool
+    asg_models.AutoScalingBackend.describe_auto_scaling_instances = _describe_auto_scaling_instances
     cls = asg_responses.AutoScalingResponse
     cls.complete_lifecycle_action = complete_lifecycle_action
     cls.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
     cls.create_auto_scaling_group = create_auto_scaling_group
     cls.put_lifecycle_hook = put_lifecycle_hook
+    cls.describe_warm_pool = describe_warm_pool
     rollouts.install()
+    ec2_instances.install()
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -465,11 +667,120 @@ def _json(start_response: Any, status: str, value: Any) -> list[bytes]:
     return [payload]
 
 
+def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object a control request carries."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return json.loads(environ["wsgi.input"].read(length) or b"{}")
+
+
+def _fault(spec: dict[str, Any]) -> dict[str, Any]:
+    """A fault as `POST /_launch_gate/faults` describes it. It is an error unless its status
+    is 2xx, or it has a delay and neither status nor code (a slow success)."""
+    delay = float(spec.get("delay_seconds", 0))
+    status = int(spec.get("status", 500))
+    slow_success = delay > 0 and "status" not in spec and "code" not in spec
+    return {
+        "status": status,
+        "code": spec.get("code", "InternalFailure"),
+        "message": spec.get("message", "injected by the launch-gate emulator"),
+        "count": int(spec.get("count", 1)),
+        "error": not (slow_success or 200 <= status < 300),
+        "after_effect": bool(spec.get("after_effect", False)),
+        "delay_seconds": delay,
+    }
+
+
+def _take_fault(operation: str) -> dict[str, Any] | None:
+    """The fault for this call of `operation`, if any, counting it (caller holds the lock)."""
+    fault = _faults.get(operation)
+    if not fault or fault["count"] == 0:
+        return None
+    if fault["count"] > 0:
+        fault["count"] -= 1
+    return dict(fault)
+
+
+def _settings_view() -> dict[str, float]:
+    """The settings `/_launch_gate/settings` reads and changes."""
+    return dict(ec2_instances.settings)
+
+
+def _find_group(name: str) -> Any | None:
+    """The Auto Scaling group of that name, in any account and region."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    for regions in list(autoscaling_backends.values()):
+        for backend in list(regions.values()):
+            if name in backend.autoscaling_groups:
+                return backend.autoscaling_groups[name]
+    return None
+
+
+def _control(environ: dict[str, Any], start_response: Any, path: str, method: str) -> list[bytes] | None:
+    """The controls added after the first ones: settings, target health, warm pool launches."""
+    if path == "/_launch_gate/settings" and method == "GET":
+        return _json(start_response, "200 OK", _settings_view())
+    if path == "/_launch_gate/settings" and method == "POST":
+        body = _body(environ)
+        unknown = set(body) - set(ec2_instances.settings)
+        if unknown:
+            return _json(start_response, "400 Bad Request", {"error": f"unknown settings: {sorted(unknown)}"})
+        with _lock:
+            try:
+                ec2_instances.configure(body.get("pending_seconds"), body.get("terminated_tags_seconds"))
+            except (TypeError, ValueError) as err:
+                return _json(start_response, "400 Bad Request", {"error": str(err)})
+            return _json(start_response, "200 OK", _settings_view())
+    if path == "/_launch_gate/target-health" and method == "POST":
+        body = _body(environ)
+        try:
+            target_health.override(
+                body["target_group_arn"],
+                body["state"],
+                body.get("reason", "Elb.InternalError"),
+                body.get("description"),
+                int(body.get("count", 1)),
+            )
+        except (KeyError, ValueError) as err:
+            return _json(start_response, "400 Bad Request", {"error": str(err)})
+        return _json(start_response, "200 OK", {"ok": True})
+    if path == "/_launch_gate/target-health" and method == "DELETE":
+        target_health.clear_overrides()
+        return _json(start_response, "200 OK", {"ok": True})
+    if path == "/_launch_gate/warm-pool-launch" and method == "POST":
+        name = _body(environ).get("group", "")
+        with _lock:
+            group = _find_group(name)
+            if group is None:
+                return _json(start_response, "404 Not Found", {"error": f"no Auto Scaling group {name}"})
+            try:
+                state = launch_into_warm_pool(group)
+            except ValidationError as err:
+                return _json(start_response, "400 Bad Request", {"error": err.message})
+            tokens = [
+                a.token for a in _actions(group.autoscaling_backend)
+                if a.instance_id == state.instance.id
+            ]
+            return _json(
+                start_response,
+                "200 OK",
+                {
+                    "InstanceId": state.instance.id,
+                    "LifecycleState": state.lifecycle_state,
+                    "LifecycleActionTokens": tokens,
+                },
+            )
+    return None
+
+
 def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     from moto.autoscaling.models import autoscaling_backends
 
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
+    answer = _control(environ, start_response, path, method)
+    if answer is not None:
+        return answer
     if path == "/_launch_gate/lifecycle-actions":
         with _lock:
             body = [
@@ -486,15 +797,9 @@ def _extension_view(environ: dict[str, Any], start_response: Any) -> list[bytes]
         with _lock:
             return _json(start_response, "200 OK", dict(_calls))
     if path == "/_launch_gate/faults" and method == "POST":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        fault = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        fault = _body(environ)
         with _lock:
-            _faults[fault["operation"]] = {
-                "status": int(fault.get("status", 500)),
-                "code": fault.get("code", "InternalFailure"),
-                "message": fault.get("message", "injected by the launch-gate emulator"),
-                "count": int(fault.get("count", 1)),
-            }
+            _faults[fault["operation"]] = _fault(fault)
         return _json(start_response, "200 OK", {"ok": True})
     if path == "/_launch_gate/faults" and method == "DELETE":
         with _lock:
@@ -548,6 +853,39 @@ def _fault_response(environ: dict[str, Any], start_response: Any, fault: dict[st
     return [payload]
 
 
+def _call_moto(moto_app: Any, environ: dict[str, Any]) -> tuple[str, list[Any], bytes]:
+    """Carries the call out in moto; returns its answer (status, headers, body) unsent."""
+    answer: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+        answer["status"], answer["headers"] = status, headers
+        return lambda data: None
+
+    result = moto_app(environ, capture)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return answer["status"], answer["headers"], body
+
+
+def _faulty(moto_app: Any, environ: dict[str, Any], start_response: Any, fault: dict[str, Any]) -> list[bytes]:
+    """Answers a call a fault applies to: carried out first unless it is an error that is
+    not `after_effect`, then `delay_seconds` of silence, then the fault or moto's answer."""
+    answer = None
+    if not fault["error"] or fault["after_effect"]:
+        answer = _call_moto(moto_app, environ)
+    if fault["delay_seconds"] > 0:
+        time.sleep(fault["delay_seconds"])
+    if fault["error"]:
+        return _fault_response(environ, start_response, fault)
+    status, headers, body = answer
+    start_response(status, headers)
+    return [body]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -564,11 +902,20 @@ def main(argv: list[str] | None = None) -> int:
         "--throttle", action="store_true",
         help="throttle ELB describe calls (40, refilled at 10/s) and DescribeInstances (50, 10/s) as AWS does",
     )
+    parser.add_argument(
+        "--pending-seconds", type=float, default=0.0,
+        help="seconds a new instance stays `pending` before `running` (0: running at once, as moto)",
+    )
+    parser.add_argument(
+        "--terminated-tags-seconds", type=float, default=-1.0,
+        help="seconds after termination an instance loses all its tags (-1: never, as moto; 0: at once)",
+    )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("--host must be a loopback address (127.0.0.0/8)")
 
     install()
+    ec2_instances.configure(args.pending_seconds, args.terminated_tags_seconds)
     target_health.configure(interval=args.elb_interval, timeout=args.elb_timeout)
     target_health.install()
     if args.throttle:
@@ -592,21 +939,22 @@ def main(argv: list[str] | None = None) -> int:
             start_response("202 Accepted", [("Content-Length", "0")])
             return [b""]
         operation = _operation(environ)
-        if operation:
-            with _lock:
+        fault = None
+        with _lock:
+            _settle()  # EC2 states and tags exact to this request
+            if operation:
                 _calls[operation] = _calls.get(operation, 0) + 1
-                fault = _faults.get(operation)
-                if fault and fault["count"] != 0:
-                    fault["count"] -= 1
-                    return _fault_response(environ, start_response, fault)
+                fault = _take_fault(operation)
                 bucket = _buckets.get(operation)
-                if bucket and not bucket[0].take():
+                if (fault is None or not fault["error"]) and bucket and not bucket[0].take():
                     _calls[f"Throttled:{operation}"] = _calls.get(f"Throttled:{operation}", 0) + 1
                     return _fault_response(
                         environ,
                         start_response,
                         {"status": bucket[1], "code": bucket[2], "message": "Rate exceeded"},
                     )
+        if fault is not None:
+            return _faulty(moto_app, environ, start_response, fault)
         return moto_app(environ, start_response)
 
     server = make_server(args.host, args.port, app, True, request_handler=MotoRequestHandler)

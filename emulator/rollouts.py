@@ -6,10 +6,13 @@ whatever version the group names, and keeps launching while `Launch` is suspende
 module adds, as far as launch-gate needs and in AWS's shapes:
 
 * scaling activities (docs.aws.amazon.com/autoscaling/ec2/userguide/as-verify-scaling-activity.html):
-  one per launch, `MidLifecycleAction` while a launch lifecycle hook holds the instance,
-  `Successful` after `CONTINUE`, and `Cancelled` with AWS's status message after
-  `ABANDON` ("Instance failed to complete user's Lifecycle Action: Lifecycle Action with
-  token ... was abandoned: Lifecycle Action Completed with ABANDON Result"); one per
+  one per launch (into the group, or "into warm pool"), `MidLifecycleAction` while a
+  launch lifecycle hook holds the instance, `Successful` after `CONTINUE`, and `Cancelled`
+  with AWS's status message after an abandon: "Instance failed to complete user's
+  Lifecycle Action: Lifecycle Action with token ... was abandoned: Lifecycle Action
+  Completed with ABANDON Result" when `CompleteLifecycleAction` said `ABANDON`, "... was
+  abandoned: Heartbeat Timeout" when the hook's `DefaultResult` `ABANDON` applied at the
+  heartbeat timeout (AWS knowledge center, "lifecycle-actions-code-deploy"); one per
   termination by an instance refresh. `DescribeScalingActivities` lists them newest
   first, `MaxRecords` (at most 100) at a time with `NextToken`;
 * launches from the launch template version the group names (`$Default`, `$Latest` or a
@@ -40,8 +43,16 @@ from moto.core.responses import ActionResult
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress")
 ABANDONED_MESSAGE = (
     "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token {token} "
-    "was abandoned: Lifecycle Action Completed with ABANDON Result"
+    "was abandoned: {reason}"
 )
+# Why an action was abandoned, by what ended it (the emulator's `EndedBy`). AWS documents
+# the first two; its wording for the global timeout is not documented, and the heartbeat
+# timeout's is the closest.
+ABANDON_REASONS = {
+    "CompleteLifecycleAction": "Lifecycle Action Completed with ABANDON Result",
+    "HeartbeatTimeout": "Heartbeat Timeout",
+    "GlobalTimeout": "Heartbeat Timeout",
+}
 
 
 class ActiveInstanceRefreshNotFound(AutoscalingClientError):
@@ -92,6 +103,15 @@ def _record(group: Any, instance_id: str, description: str, cause: str, held: bo
     )
 
 
+def _placement(instance: Any) -> str:
+    return json.dumps(
+        {
+            "Subnet ID": getattr(instance, "subnet_id", None),
+            "Availability Zone": getattr(instance.placement, "zone", None),
+        }
+    )
+
+
 def record_launch(group: Any, instance: Any, held: bool, capacity_from: int) -> None:
     """A launch activity for `instance`, held by a launch lifecycle hook or not."""
     _record(
@@ -101,23 +121,35 @@ def record_launch(group: Any, instance: Any, held: bool, capacity_from: int) -> 
         "an instance was started in response to a difference between desired and actual "
         f"capacity, increasing the capacity from {capacity_from} to {capacity_from + 1}.",
         held,
-        json.dumps(
-            {
-                "Subnet ID": getattr(instance, "subnet_id", None),
-                "Availability Zone": getattr(instance.placement, "zone", None),
-            }
-        ),
+        _placement(instance),
     )
 
 
-def record_lifecycle_end(backend: Any, instance_id: str, result: str, token: str) -> None:
-    """Ends the launch activity of `instance_id` as its lifecycle action ended."""
+def record_warm_pool_launch(group: Any, instance: Any, held: bool) -> None:
+    """A launch activity for `instance`, launched into the group's warm pool."""
+    # AWS's description; its cause for a warm pool launch is not documented.
+    _record(
+        group,
+        instance.id,
+        f"Launching a new EC2 instance into warm pool: {instance.id}",
+        "an instance was launched into the warm pool.",
+        held,
+        _placement(instance),
+    )
+
+
+def record_lifecycle_end(
+    backend: Any, instance_id: str, result: str, token: str, ended_by: str = "CompleteLifecycleAction"
+) -> None:
+    """Ends the launch activity of `instance_id` as its lifecycle action ended, `ended_by`
+    CompleteLifecycleAction, HeartbeatTimeout or GlobalTimeout."""
     for activity in reversed(_activities(backend)):
         if activity.get("InstanceId") != instance_id or activity["EndTime"] is not None:
             continue
         activity["EndTime"], activity["Progress"] = time.time(), 100
         if result == "ABANDON":
-            message = ABANDONED_MESSAGE.format(token=token)
+            reason = ABANDON_REASONS.get(ended_by, ABANDON_REASONS["CompleteLifecycleAction"])
+            message = ABANDONED_MESSAGE.format(token=token, reason=reason)
             activity["StatusCode"], activity["StatusMessage"] = "Cancelled", message
             activity["Description"] += f".  Status Reason: {message}"
         else:

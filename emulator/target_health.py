@@ -19,6 +19,21 @@ group no load balancer uses reports `unused` / `Target.NotInUse`; a deregistered
 
 Intervals and timeouts can be shortened for tests (`configure(interval=..., timeout=...)`):
 ELB's minimum interval is 5 s.
+
+`RegisterTargets` refuses, before registering any, the instance targets that are not
+`running` (a `pending` instance, see `ec2_instances.py`): `InvalidTarget` (HTTP 400) "The
+following targets are not in a running state and cannot be registered: 'i-...'".
+
+ELB's own trouble, transient on AWS, can be played with `override(arn, state, reason,
+description, count)`: the next `count` `DescribeTargetHealth` answers for that target
+group (-1: until `clear_overrides()`) report that state for every target, whatever the
+checks say. The documented cases
+(docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html) are
+`unavailable` / `Elb.InternalError` ("Target health is unavailable due to an internal
+error") and `unhealthy` / `Elb.InternalError` ("The health checks failed due to an internal
+error"); the descriptions AWS writes for them are not documented, the defaults below are
+"Health checks failed due to an internal error" and "Target health is unavailable due to
+an internal error".
 """
 
 from __future__ import annotations
@@ -32,6 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from moto.elbv2 import models as elbv2_models
+
+import ec2_instances
 
 _lock = threading.RLock()
 _settings: dict[str, float | None] = {"interval": None, "timeout": None}
@@ -187,6 +204,7 @@ _original_deregister = elbv2_models.FakeTargetGroup.deregister
 
 
 def _register(self: Any, targets: list[dict[str, Any]]) -> None:
+    ec2_instances.refuse_not_running(self, targets)
     _original_register(self, targets)
     with _lock:
         states = _states(self)
@@ -232,9 +250,67 @@ def _health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
     return status(target_id, port, hc_port, st.state, st.reason, st.description)
 
 
+# --- ELB's own errors, on request ----------------------------------------------------------
+
+STATES = ("initial", "healthy", "unhealthy", "unhealthy.draining", "unused", "draining", "unavailable")
+DEFAULT_DESCRIPTIONS = {
+    "unhealthy": "Health checks failed due to an internal error",
+    "unavailable": "Target health is unavailable due to an internal error",
+}
+_overrides: dict[str, dict[str, Any]] = {}
+
+
+def override(arn: str, state: str, reason: str | None = "Elb.InternalError",
+             description: str | None = None, count: int = 1) -> None:
+    """The next `count` DescribeTargetHealth answers for `arn` (-1: all) report `state`."""
+    if state not in STATES:
+        raise ValueError(f"state must be one of {', '.join(STATES)}")
+    with _lock:
+        _overrides[arn] = {
+            "state": state,
+            "reason": reason,
+            "description": description if description is not None else DEFAULT_DESCRIPTIONS.get(state),
+            "count": int(count),
+        }
+
+
+def clear_overrides() -> None:
+    """Ends every override: answers follow the health checks again."""
+    with _lock:
+        _overrides.clear()
+
+
+def _take_override(arn: str) -> dict[str, Any] | None:
+    """The override for this answer, if any, counting it."""
+    with _lock:
+        o = _overrides.get(arn)
+        if o is None or o["count"] == 0:
+            return None
+        if o["count"] > 0:
+            o["count"] -= 1
+        return dict(o)
+
+
+_original_describe_target_health = elbv2_models.ELBv2Backend.describe_target_health
+
+
+def _describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+    """DescribeTargetHealth, with the target group's override applied to every target."""
+    health = _original_describe_target_health(self, target_group_arn, targets)
+    o = _take_override(target_group_arn)
+    if o is None:
+        return health
+    status = elbv2_models.FakeHealthStatus
+    return [
+        status(h.instance_id, h.port, h.health_check_port, o["state"], o["reason"], o["description"])
+        for h in health
+    ]
+
+
 def install() -> None:
     """Patches moto's target groups and starts the checker thread."""
     elbv2_models.FakeTargetGroup.register = _register
     elbv2_models.FakeTargetGroup.deregister = _deregister
     elbv2_models.FakeTargetGroup.health_for = _health_for
+    elbv2_models.ELBv2Backend.describe_target_health = _describe_target_health
     threading.Thread(target=_loop, daemon=True, name="elb-health-checker").start()

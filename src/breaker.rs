@@ -5,23 +5,33 @@
 //! suspends the group's launches or rolls back its instance refresh.
 //!
 //! It keeps no state of its own. The abandons are counted from the group's scaling
-//! activities, AWS's own record of every launch: a launch whose lifecycle action was
-//! abandoned ends `Cancelled` with "... was abandoned: Lifecycle Action Completed with
-//! ABANDON Result", whoever abandoned it (this gate, another invocation, the hook's
-//! `DefaultResult`). The launch template version of each comes from the
-//! `aws:ec2launchtemplate:version` tag EC2 puts on the instance, which `DescribeInstances`
-//! shows for about an hour after termination (hence a window of at most an hour). A trip
-//! is written on the group as the [`BREAKER_TAG`] tag: a later run of abandons of the same
-//! version counts from there, so a person who resumes launches after fixing, say, a
-//! database gets `breaker_abandons` fresh chances. Concurrent gates that reach the
-//! threshold together agree on the one that acts: each looks for a newer trip of the
-//! release just before writing its own, and after [`LEASE_SETTLE`] reads the tag back;
-//! the last writer acts.
+//! activities, AWS's own record of every launch. AWS words an abandoned launch two ways
+//! (AWS knowledge center, "lifecycle actions CodeDeploy"): "... was abandoned: Lifecycle
+//! Action Completed with ABANDON Result" when someone completed it with `ABANDON` (this
+//! gate, another invocation, an operator), and "... was abandoned: Heartbeat Timeout" when
+//! nobody decided and the hook's `DefaultResult` applied. Only the first counts: a timeout
+//! says the gate was throttled, out of concurrency or down, not that the release is
+//! broken, and a breaker that tripped on its own outage would halt healthy rollouts.
+//! Timeouts are listed in the record.
+//!
+//! The launch template version of each abandoned launch comes from the
+//! `aws:ec2launchtemplate:version` tag EC2 puts on the instance. EC2 drops the tags of a
+//! terminated instance gradually, within the hour and sometimes within minutes, so an
+//! abandon whose version EC2 no longer shows is counted toward the version abandoned now
+//! (and listed as `unknown_version`): without that, the breaker would never trip in an
+//! account where the tags go fast. A trip of any version restarts the count of those.
+//!
+//! A trip acts first and is recorded after: the group's `Launch` process is suspended (or
+//! its instance refresh rolled back), then the [`BREAKER_TAG`] tag is written on the group.
+//! A later run of abandons of the same version counts from there, so a person who resumes
+//! launches after fixing, say, a database gets `breaker_abandons` fresh chances. The
+//! actions are idempotent and judged by the group's real state (a suspended `Launch`
+//! process, no refresh in progress), so gates that reach the threshold together act
+//! together without harm, and a trip that was killed before its tag was written still
+//! stands.
 //!
 //! The breaker runs after the lifecycle action is completed and never changes a verdict;
 //! an AWS error is recorded and logged, and the next `ABANDON` counts again.
-
-use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{error, warn};
@@ -32,9 +42,17 @@ use crate::aws::{
 };
 use crate::config::{BreakerAction, GateConfig};
 
-/// How long a gate that wrote the breaker tag waits before reading it back: concurrent
-/// writers have all written by then, and the last one acts.
-pub const LEASE_SETTLE: Duration = Duration::from_secs(2);
+/// How long the gate whose `ABANDON` reached the threshold has to trip the breaker before
+/// a later gate does it instead (seconds): more than the breaker's own time budget.
+pub const TRIP_GRACE_SECONDS: u64 = 60;
+
+/// How AWS ends the status message of a launch whose lifecycle action was completed
+/// with `ABANDON`.
+pub const ABANDON_COMPLETED: &str = "Lifecycle Action Completed with ABANDON Result";
+
+/// How AWS ends the status message of a launch whose lifecycle action timed out and was
+/// abandoned by the hook's `DefaultResult`.
+pub const ABANDON_TIMED_OUT: &str = "Heartbeat Timeout";
 
 /// The instance of a launch activity: `Launching a new EC2 instance: i-...`, also into or
 /// from a warm pool; `None` for other activities (terminations, failed launches without an
@@ -50,9 +68,18 @@ pub fn launched_instance(activity: &ScalingActivity) -> Option<&str> {
         .find(|t| t.len() > 2 && t.starts_with("i-"))
 }
 
-/// The instance of a launch whose lifecycle action was abandoned: `StatusCode`
-/// `Cancelled`, and a status message saying the lifecycle action was abandoned.
-pub fn abandoned_launch(activity: &ScalingActivity) -> Option<&str> {
+/// How a launch's lifecycle action was abandoned, from its activity's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    /// Completed with `ABANDON` ([`ABANDON_COMPLETED`]).
+    Completed,
+    /// The heartbeat timeout ran out and `DefaultResult` applied ([`ABANDON_TIMED_OUT`]).
+    TimedOut,
+}
+
+/// The instance of a launch whose lifecycle action was abandoned (`StatusCode`
+/// `Cancelled`, and AWS's wording of an abandoned lifecycle action), and how.
+pub fn abandoned_launch(activity: &ScalingActivity) -> Option<(&str, Abandoned)> {
     if activity.status_code != "Cancelled" {
         return None;
     }
@@ -60,10 +87,15 @@ pub fn abandoned_launch(activity: &ScalingActivity) -> Option<&str> {
         .status_message
         .as_deref()
         .unwrap_or(&activity.description);
-    if !message.contains("Lifecycle Action") || !message.contains("abandoned") {
+    if !message.contains("Lifecycle Action") || !message.contains("was abandoned") {
         return None;
     }
-    launched_instance(activity)
+    let how = if message.contains(ABANDON_COMPLETED) {
+        Abandoned::Completed
+    } else {
+        Abandoned::TimedOut
+    };
+    launched_instance(activity).map(|i| (i, how))
 }
 
 /// A trip, as written in the group's [`BREAKER_TAG`] tag.
@@ -141,13 +173,18 @@ pub struct BreakerRecord {
     pub counting_since: String,
     /// The `ABANDON`s counted, this one included, oldest first.
     pub abandons: Vec<CountedAbandon>,
-    /// Abandoned launches in the window whose launch template version is unknown
-    /// (EC2 no longer shows the instance).
+    /// Counted abandons whose launch template version is unknown (EC2 dropped the
+    /// terminated instance's tags, or no longer shows it): counted toward this version.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_version: Vec<String>,
+    /// Launches in the window abandoned by the hook's `DefaultResult` at the heartbeat
+    /// timeout (nobody decided): not counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timed_out: Vec<String>,
     /// Whether this `ABANDON` tripped the breaker.
     pub tripped: bool,
-    /// Another gate's `ABANDON` tripped it at the same time; that gate acts.
+    /// The instance whose `ABANDON` tripped the breaker before this one (the trip stands:
+    /// the group's `Launch` process is suspended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tripped_by: Option<String>,
     /// What the trip did, in words.
@@ -201,6 +238,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
         counting_since: rfc3339(window_start),
         abandons: Vec::new(),
         unknown_version: Vec::new(),
+        timed_out: Vec::new(),
         tripped: false,
         tripped_by: None,
         action_taken: None,
@@ -238,21 +276,23 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         record.error = Some(format!("the group {group_name} does not exist any more"));
         return Ok(());
     };
-    let mut since = now.saturating_sub(config.breaker_window.as_secs());
+    let window_start = now.saturating_sub(config.breaker_window.as_secs());
+    let mut since = window_start;
+    let last = group.tag(BREAKER_TAG).and_then(Trip::parse);
     // After a trip of this release, only launches started after it count: those under way
     // when it tripped are its evidence's tail, not a new loop.
     let mut last_trip = None;
-    if let Some(trip) = group
-        .tag(BREAKER_TAG)
-        .and_then(Trip::parse)
-        .filter(|t| t.of(release, since))
-    {
-        since = trip.at + 1;
+    if let Some(trip) = last.as_ref().filter(|t| t.of(release, window_start)) {
+        since = trip.at.saturating_add(1);
         last_trip = Some(trip.at);
         record.counting_since = rfc3339(since);
     }
+    // Abandons of unknown version count from the last trip of any version.
+    let unknown_since = last
+        .as_ref()
+        .map_or(since, |t| since.max(t.at.saturating_add(1)));
     // A launch starts before its lifecycle action ends, by up to the gate's longest wait.
-    let launched_since = since.saturating_sub(config.max_wait.as_secs() + 600);
+    let launched_since = since.saturating_sub(config.max_wait.as_secs().saturating_add(600));
     let activities = aws.scaling_activities(group_name, launched_since).await?;
     let started_after_trip = |a: &ScalingActivity| last_trip.is_none_or(|t| a.start_time > t);
     if let Some(t) = last_trip
@@ -266,15 +306,19 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         ));
         return Ok(());
     }
-    let mut abandoned: Vec<(String, u64)> = activities
-        .iter()
-        .filter(|a| started_after_trip(a))
-        .filter_map(|a| {
-            let id = abandoned_launch(a)?;
-            let at = a.end_time?;
-            (at >= since && id != instance_id).then(|| (id.to_owned(), at))
-        })
-        .collect();
+    let mut abandoned: Vec<(String, u64)> = Vec::new();
+    for a in activities.iter().filter(|a| started_after_trip(a)) {
+        let (Some((id, how)), Some(at)) = (abandoned_launch(a), a.end_time) else {
+            continue;
+        };
+        if at < since {
+            continue;
+        }
+        match how {
+            Abandoned::Completed => abandoned.push((id.to_owned(), at)),
+            Abandoned::TimedOut => record.timed_out.push(id.to_owned()),
+        }
+    }
     abandoned.sort_by_key(|(_, at)| *at);
     abandoned.dedup_by(|a, b| a.0 == b.0);
     let ids: Vec<String> = abandoned.iter().map(|(id, _)| id.clone()).collect();
@@ -283,73 +327,91 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     } else {
         aws.describe_instances(&ids).await?
     };
+    // The abandons counted, with their ends (seconds since the Unix epoch).
+    let mut counted: Vec<(String, u64)> = Vec::new();
     for (id, at) in abandoned {
-        match known.iter().find(|(k, _)| *k == id) {
-            Some((_, info)) if info.launch_template.as_ref() == release => {
-                record.abandons.push(CountedAbandon {
-                    instance_id: id,
-                    at: rfc3339(at),
-                })
-            }
-            Some(_) => {}
-            None => record.unknown_version.push(id),
+        if id == instance_id {
+            // This gate's own abandon: its version is known.
+            counted.push((id, at));
+            continue;
         }
+        let version = known
+            .iter()
+            .find(|(k, _)| *k == id)
+            .and_then(|(_, info)| info.launch_template.as_ref());
+        match version {
+            Some(v) if Some(v) == release => {}
+            Some(_) => continue,
+            None if at >= unknown_since => record.unknown_version.push(id.clone()),
+            None => continue,
+        }
+        counted.push((id, at));
     }
-    record.abandons.push(CountedAbandon {
-        instance_id: instance_id.to_owned(),
-        at: rfc3339(now),
-    });
-    if record.abandons.len() < config.breaker_abandons as usize {
+    if !counted.iter().any(|(id, _)| id == instance_id) {
+        // Its activity may not show the end yet.
+        counted.push((instance_id.to_owned(), now));
+    }
+    counted.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    record.abandons = counted
+        .iter()
+        .map(|(id, at)| CountedAbandon {
+            instance_id: id.clone(),
+            at: rfc3339(*at),
+        })
+        .collect();
+    let threshold = (config.breaker_abandons as usize).max(1);
+    if counted.len() < threshold {
         return Ok(());
     }
 
-    // The threshold is reached. Another gate may have tripped for this release since the
-    // count began; if not, claim the trip, and act only if the claim holds.
+    // The threshold is reached: act on the group's real state, then record the trip.
     let fresh = aws.group_state(group_name).await?.unwrap_or_default();
-    if let Some(other) = fresh
-        .tag(BREAKER_TAG)
-        .and_then(Trip::parse)
-        .filter(|t| t.of(release, since))
+    if config.breaker_action == BreakerAction::Suspend
+        && fresh.suspended_processes.iter().any(|p| p == "Launch")
     {
-        record.tripped_by = Some(other.instance_id);
+        record.tripped_by = fresh
+            .tag(BREAKER_TAG)
+            .and_then(Trip::parse)
+            .filter(|t| t.of(release, since))
+            .map(|t| t.instance_id);
+        record.note = Some(
+            "the group's Launch process is already suspended (by an earlier trip or a person): nothing more to do"
+                .into(),
+        );
         return Ok(());
     }
-    let previous = fresh.tag(BREAKER_TAG).unwrap_or("").to_owned();
+    // The trip belongs to the abandon that reached the threshold, in AWS's order of their
+    // ends: gates that count at the same time agree on it, and only its gate acts.
+    // Another gate acts only once that gate had its time and the group shows no trip.
+    let (reaching, reached_at) = &counted[threshold - 1];
+    if reaching != instance_id {
+        let reached_at = *reached_at;
+        let trip_recorded = fresh
+            .tag(BREAKER_TAG)
+            .and_then(Trip::parse)
+            .is_some_and(|t| t.at >= reached_at);
+        if trip_recorded || now < reached_at.saturating_add(TRIP_GRACE_SECONDS) {
+            record.tripped_by = Some(reaching.clone());
+            return Ok(());
+        }
+        warn!(group = %group_name, by = %reaching, "the gate whose ABANDON reached the breaker's threshold did not trip it; tripping now");
+    }
+    let done = act(aws, config, group_name, release, record).await?;
+    record.tripped = true;
+    record.action_taken = Some(done);
+    if config.breaker_action == BreakerAction::Suspend {
+        record.resume_command = Some(resume_command(group_name));
+    }
     let trip = Trip {
         release: release.cloned(),
         at: now,
         instance_id: instance_id.to_owned(),
     };
-    aws.tag_group(group_name, BREAKER_TAG, &trip.value())
-        .await?;
-    tokio::time::sleep(LEASE_SETTLE).await;
-    let group = aws.group_state(group_name).await?.unwrap_or_default();
-    let holder = group.tag(BREAKER_TAG).map(str::to_owned);
-    if holder.as_deref() != Some(trip.value().as_str()) {
-        record.tripped_by = holder
-            .as_deref()
-            .and_then(Trip::parse)
-            .map(|t| t.instance_id);
-        warn!(group = %group_name, by = ?record.tripped_by, "the launch-loop breaker tripped for another gate's ABANDON at the same time; that gate acts");
-        return Ok(());
+    if let Err(e) = aws.tag_group(group_name, BREAKER_TAG, &trip.value()).await {
+        // The trip stands (the group's state says so); only the next count's start is lost.
+        warn!(group = %group_name, error = %e, "the launch-loop breaker acted but could not write its tag");
     }
-    match act(aws, config, group_name, release, &group, record).await {
-        Ok(done) => {
-            record.tripped = true;
-            record.action_taken = Some(done);
-            if config.breaker_action == BreakerAction::Suspend {
-                record.resume_command = Some(resume_command(group_name));
-            }
-            Ok(())
-        }
-        Err(e) => {
-            // Not tripped after all: the next ABANDON counts again and retries.
-            if let Err(undo) = aws.tag_group(group_name, BREAKER_TAG, &previous).await {
-                error!(group = %group_name, error = %undo, "could not take back the breaker's tag after its action failed");
-            }
-            Err(e)
-        }
-    }
+    Ok(())
 }
 
 /// Carries out the configured action of a trip; the words say what it did.
@@ -358,7 +420,6 @@ async fn act<A: AutoScalingGroups>(
     config: &GateConfig,
     group_name: &str,
     release: Option<&LaunchTemplateVersion>,
-    group: &crate::aws::GroupState,
     record: &BreakerRecord,
 ) -> Result<String, crate::aws::AwsError> {
     let what = release.map_or_else(
@@ -371,14 +432,10 @@ async fn act<A: AutoScalingGroups>(
     Ok(match config.breaker_action {
         BreakerAction::Off => unreachable!("after_abandon returns before counting"),
         BreakerAction::Suspend => {
-            if group.suspended_processes.iter().any(|p| p == "Launch") {
-                format!("{evidence}; the group's Launch process was already suspended")
-            } else {
-                aws.suspend_launch(group_name).await?;
-                format!(
-                    "{evidence}: suspended the group's Launch process, so no more instances are launched (nor replaced by an instance refresh or after health-check failures) until a person resumes launches. Fix the release (or point the group at a working launch template version), then resume"
-                )
-            }
+            aws.suspend_launch(group_name).await?;
+            format!(
+                "{evidence}: suspended the group's Launch process, so no more instances are launched (nor replaced by an instance refresh or after health-check failures) until a person resumes launches. Fix the release (or point the group at a working launch template version), then resume"
+            )
         }
         BreakerAction::Rollback => match aws.rollback_instance_refresh(group_name).await? {
             RefreshAnswer::Accepted(id) => format!(
@@ -428,7 +485,20 @@ mod tests {
             ),
             Some(message),
         );
-        assert_eq!(abandoned_launch(&cancelled), Some("i-003a5b3ffe1e9358e"));
+        assert_eq!(
+            abandoned_launch(&cancelled),
+            Some(("i-003a5b3ffe1e9358e", Abandoned::Completed))
+        );
+        let timeout = "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token e85eb647-4fe0-4909-b341-a6c42d8aba1f was abandoned: Heartbeat Timeout";
+        let timed_out = activity(
+            "Cancelled",
+            &format!("Launching a new EC2 instance: i-0aa.  Status Reason: {timeout}"),
+            Some(timeout),
+        );
+        assert_eq!(
+            abandoned_launch(&timed_out),
+            Some(("i-0aa", Abandoned::TimedOut))
+        );
         let ok = activity(
             "Successful",
             "Launching a new EC2 instance: i-003a5b3ffe1e9358e",
@@ -454,7 +524,10 @@ mod tests {
             ),
             Some(message),
         );
-        assert_eq!(abandoned_launch(&warm), Some("i-0abc"));
+        assert_eq!(
+            abandoned_launch(&warm),
+            Some(("i-0abc", Abandoned::Completed))
+        );
     }
 
     #[test]

@@ -318,7 +318,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "LAUNCH_GATE_BREAKER_WINDOW_SECONDS",
         unit: "seconds 60-3600",
         default: "1800",
-        doc: "the breaker's window (EC2 shows terminated instances, and their launch template version, for about an hour)",
+        doc: "the breaker's window (EC2 shows terminated instances for about an hour, and may drop their tags sooner)",
     },
 ];
 
@@ -592,6 +592,13 @@ impl GateConfig {
         self.group_names
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| n == group_name))
+    }
+
+    /// Whether the gate serves the lifecycle hook `hook_name` of `group_name`: the group is
+    /// served and the hook is one of `hook_names`. Another launch hook on the same group
+    /// (CodeDeploy's, a bootstrap hook) belongs to someone else.
+    pub fn serves_hook(&self, group_name: &str, hook_name: &str) -> bool {
+        self.serves(group_name) && self.hook_names.iter().any(|h| h == hook_name)
     }
 
     /// The deep probe's conditions on the body: `body_contains` and `body_json`.

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::aws::TargetHealth;
 use crate::probe::{ProbeError, ProbeOutcome, ProbeRequest};
+use crate::text::clip;
 
 /// The cause of a failed probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -290,6 +291,7 @@ fn failing_checks(body: &str) -> Option<String> {
         )
     };
     let mut failing = Vec::new();
+    let mut more = 0usize;
     if let Some(Value::Object(checks)) = top.get("checks") {
         for (name, check) in checks {
             let status = check
@@ -299,7 +301,11 @@ fn failing_checks(body: &str) -> Option<String> {
             if ok(status) {
                 continue;
             }
-            let mut text = name.clone();
+            if failing.len() == MAX_FAILING_NAMED {
+                more += 1;
+                continue;
+            }
+            let mut text = clip(name, 80);
             if let Some(n) = check.get("unapplied").and_then(Value::as_u64) {
                 text.push_str(&format!(": {n} unapplied"));
             }
@@ -316,12 +322,22 @@ fn failing_checks(body: &str) -> Option<String> {
             if let Value::String(s) = value
                 && !ok(s)
             {
-                failing.push(format!("{name}: {}", clip(s, 120)));
+                if failing.len() == MAX_FAILING_NAMED {
+                    more += 1;
+                    continue;
+                }
+                failing.push(format!("{}: {}", clip(name, 80), clip(s, 120)));
             }
         }
     }
+    if more > 0 {
+        failing.push(format!("and {more} more"));
+    }
     (!failing.is_empty()).then(|| failing.join("; "))
 }
+
+/// The most failing checks of a health body named in a cause; the rest are counted.
+const MAX_FAILING_NAMED: usize = 10;
 
 fn snippet_suffix(body: &str) -> String {
     let text: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -329,16 +345,6 @@ fn snippet_suffix(body: &str) -> String {
         String::new()
     } else {
         format!(": {}", clip(&text, 160))
-    }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
     }
 }
 

@@ -110,11 +110,13 @@ pub enum Ignored {
         /// The group named in the message, if any.
         group_name: Option<String>,
     },
-    /// A launch lifecycle action of a group the gate does not serve
-    /// (`LAUNCH_GATE_GROUP_NAMES`).
+    /// A launch lifecycle action of a group or hook the gate does not serve
+    /// (`LAUNCH_GATE_GROUP_NAMES`, `LAUNCH_GATE_HOOK_NAMES`).
     NotServed {
         /// The group.
         group_name: String,
+        /// The lifecycle hook.
+        hook_name: String,
         /// The instance.
         instance_id: String,
     },
@@ -134,43 +136,45 @@ pub enum Ignored {
 /// invocation is about to end before a verdict.
 pub const CONTINUATION_KEY: &str = "launch-gate-continuation";
 
-/// One probe round's result, carried from one invocation to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CarriedSample {
-    /// When the round started, milliseconds from the start of the first invocation's gate.
-    pub at_ms: u64,
-    /// Whether it passed.
-    pub passed: bool,
-}
+/// The payload version a gate writes: 2, which names the action and carries only what
+/// the record shows. Version 1 (which also carried rounds and deadlines) is still read,
+/// and those fields are ignored.
+pub const CONTINUATION_VERSION: u32 = 2;
 
-/// A wait handed over to a fresh invocation: everything the gate needs to go on as if
-/// it had never stopped. Times are milliseconds since the Unix epoch.
+/// The most hand-overs a record counts: 48 h of 15-minute invocations is 192.
+pub const MAX_HOPS: u32 = 200;
+
+/// A wait handed over to a fresh invocation. Every field is a claim, as from any invoker:
+/// the next gate admits the action afresh (Auto Scaling confirms the hook, the instance's
+/// lifecycle state and the token), takes its settings from the hook, probes its own rounds,
+/// and bounds `started_at_ms` by the instance's launch time. The counts feed the record
+/// only. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Continuation {
-    /// Payload version, 1.
+    /// Payload version, 1 or 2.
     pub version: u32,
-    /// The lifecycle action.
+    /// The lifecycle action, as claimed.
     pub action: LifecycleAction,
     /// When the first invocation's gate started.
     pub started_at_ms: u64,
-    /// When the whole wait ends (max wait and the hook's global timeout).
-    pub wait_deadline_ms: u64,
-    /// When the next heartbeat is due.
-    pub next_heartbeat_ms: u64,
-    /// The rounds so far (the last [`MAX_CARRIED_SAMPLES`]).
-    pub samples: Vec<CarriedSample>,
     /// Probes sent by the earlier invocations.
     pub probe_count: usize,
     /// Heartbeats recorded by the earlier invocations.
     pub heartbeats: u32,
     /// How many invocations handed over before this one.
     pub hop: u32,
+    /// Version 1's wait deadline: read and ignored.
+    #[serde(default, skip_serializing)]
+    pub wait_deadline_ms: Option<Value>,
+    /// Version 1's heartbeat time: read and ignored.
+    #[serde(default, skip_serializing)]
+    pub next_heartbeat_ms: Option<Value>,
+    /// Version 1's rounds: read and ignored (only rounds probed by the gate that decides
+    /// count).
+    #[serde(default, skip_serializing)]
+    pub samples: Option<Value>,
 }
-
-/// Rounds carried to the next invocation: enough for any threshold (at most 10).
-pub const MAX_CARRIED_SAMPLES: usize = 32;
 
 /// One notification out of an event. SNS and SQS batches carry several.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +283,9 @@ pub fn parse(event: &Value) -> Result<Vec<Notification>, EventError> {
                 kind: "continuation",
                 reason: e.to_string(),
             })?;
-        if c.version != 1 || !is_instance_id(&c.action.instance_id) {
+        if !(1..=CONTINUATION_VERSION).contains(&c.version)
+            || !is_instance_id(&c.action.instance_id)
+        {
             return Err(EventError::Envelope {
                 kind: "continuation",
                 reason: format!(
@@ -559,13 +565,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn truncate(s: &str) -> String {
-    const MAX: usize = 100;
-    if s.chars().count() <= MAX {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(MAX).collect();
-    t.push('…');
-    t
+    crate::text::clip(s, 100)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! is gone).
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::time::{Instant, sleep_until};
 use tracing::{error, info, warn};
 
+use crate::admission::{self, Admission, Admitted};
 use crate::aws::{
     ActionAnswer, Aws, AwsError, HookSettings, InstanceInfo, LifecycleActionResult,
     TargetGroupSettings,
@@ -24,10 +25,7 @@ use crate::aws::{
 use crate::breaker;
 use crate::config::{GateConfig, Mode, WarmPoolLaunch};
 use crate::diagnosis::{Diagnosis, diagnose, diagnose_target_group, diagnose_target_health};
-use crate::event::{
-    self, CarriedSample, Continuation, EventError, Ignored, LifecycleAction, MAX_CARRIED_SAMPLES,
-    Notification,
-};
+use crate::event::{self, Continuation, EventError, Ignored, LifecycleAction, Notification};
 use crate::policy::{AbandonReason, HealthPolicy, ProbeSample, Verdict, evaluate};
 use crate::probe::{ProbeRequest, Prober};
 use crate::publish;
@@ -36,8 +34,14 @@ use crate::record::{
     epoch_millis, epoch_seconds,
 };
 
-/// Time kept back from the invocation's deadline for the completion call and the record.
+/// Time kept back from the invocation's deadline for the completion call and the record:
+/// the SDK's whole operation timeout (`aws::sdk::OPERATION_TIMEOUT`, 8 s, retries
+/// included) and 2 s for the record. With a validation target group, the deregistration
+/// before the completion gets [`VALIDATION_RESERVE`] more.
 pub const INVOCATION_RESERVE: Duration = Duration::from_secs(10);
+/// Kept back besides [`INVOCATION_RESERVE`] when the instance must be deregistered from
+/// the validation target group before the completion: one more operation timeout.
+pub const VALIDATION_RESERVE: Duration = Duration::from_secs(8);
 /// While checks fail, how often the gate looks whether the instance is going away.
 pub const INSTANCE_RECHECK: Duration = Duration::from_secs(10);
 /// The least invocation time left in which the launch-loop breaker runs after an
@@ -147,15 +151,24 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut ignored = Vec::new();
         let mut actions = Vec::new();
         for n in notifications {
+            let claimed = match &n {
+                Notification::Launch(a) => Some(a),
+                Notification::Continuation(c) => Some(&c.action),
+                _ => None,
+            };
+            if let Some(a) =
+                claimed.filter(|a| !self.config.serves_hook(&a.group_name, &a.hook_name))
+            {
+                let i = Ignored::NotServed {
+                    group_name: a.group_name.clone(),
+                    hook_name: a.hook_name.clone(),
+                    instance_id: a.instance_id.clone(),
+                };
+                warn!(notification = ?i, "a launch lifecycle action of a group or hook this gate does not serve (LAUNCH_GATE_GROUP_NAMES, LAUNCH_GATE_HOOK_NAMES); nothing probed or completed");
+                ignored.push(i);
+                continue;
+            }
             match n {
-                Notification::Launch(a) if !self.config.serves(&a.group_name) => {
-                    let i = Ignored::NotServed {
-                        group_name: a.group_name,
-                        instance_id: a.instance_id,
-                    };
-                    warn!(notification = ?i, "a launch lifecycle action of a group this gate does not serve (LAUNCH_GATE_GROUP_NAMES); nothing completed");
-                    ignored.push(i);
-                }
                 Notification::Launch(a) => actions.push((a, None)),
                 Notification::Sweep => {
                     actions.extend(self.sweep().await?.into_iter().map(|a| (a, None)))
@@ -274,15 +287,19 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         deadline: Option<Instant>,
         invocation_id: Option<&str>,
     ) -> Result<DecisionRecord, GateError> {
-        let start = resume.map_or_else(Instant::now, |c| instant_of(c.started_at_ms));
+        // Moved back to the first invocation's start once AWS's launch time bounds it.
+        let mut start = Instant::now();
         let mut record = DecisionRecord::new(action);
         record.invocation_id = invocation_id.map(str::to_owned);
         if let Some(c) = resume {
-            record.hop = c.hop;
+            // For the record only: a hand-over's counts decide nothing.
+            record.hop = c.hop.min(event::MAX_HOPS);
             record.probe_count = c.probe_count;
             record.heartbeats = c.heartbeats;
         }
-        let result = self.run(action, resume, deadline, start, &mut record).await;
+        let result = self
+            .run(action, resume, deadline, &mut start, &mut record)
+            .await;
         record.time_to_decision_ms = start.elapsed().as_millis() as u64;
         if let Err(e) = &result {
             record.outcome = Outcome::HandedOff;
@@ -395,14 +412,30 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }
     }
 
+    /// Admits the action (Auto Scaling confirms it), then resolves, probes and decides.
+    /// `start` is when this gate started; for a hand-over it is moved back to the first
+    /// invocation's start, bounded by the instance's launch time.
     async fn run(
         &self,
-        action: &LifecycleAction,
+        claimed: &LifecycleAction,
         resume: Option<&Continuation>,
         deadline: Option<Instant>,
-        start: Instant,
+        start: &mut Instant,
         record: &mut DecisionRecord,
     ) -> Result<(), GateError> {
+        let admitted = match admission::admit(&self.aws, claimed).await? {
+            Admission::Admitted(a) => a,
+            Admission::Refused { outcome, reason } => {
+                record.outcome = outcome;
+                record.reason = reason;
+                return Ok(());
+            }
+        };
+        record.heartbeats += 1;
+        let Admitted { action, hook, .. } = *admitted;
+        let action = &action;
+        record.destination = action.destination;
+        record.hook = Some(hook.clone());
         let config = match self
             .config
             .with_metadata(action.notification_metadata.as_deref())
@@ -417,9 +450,10 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         };
         record.mode = Some(config.mode);
         record.settings = Some(config.clone());
+        self.claim(action, &hook).await;
 
         if action.is_warm_pool_entry() && config.warm_pool_launch == WarmPoolLaunch::Continue {
-            let reason = "a launch into the warm pool: the instance is stopped right after, so it is gated when it leaves the pool".to_owned();
+            let reason = "a launch into the warm pool (Auto Scaling says Warmed:Pending:Wait): the instance is stopped right after, so it is gated when it leaves the pool".to_owned();
             return self
                 .complete(
                     action,
@@ -431,30 +465,22 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 .await;
         }
 
-        let Some(hook) = self
-            .aws
-            .describe_lifecycle_hook(&action.group_name, &action.hook_name)
-            .await?
-        else {
-            record.reason = format!(
-                "the group {} has no lifecycle hook {}: no lifecycle action can be pending",
-                action.group_name, action.hook_name
-            );
-            record.outcome = Outcome::AlreadyDecided;
+        let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(*start));
+        let mut clock = Clock::new(*start, &config, &hook);
+        let Some(instance) = self.resolve(action, record, &mut clock, handoff_at).await? else {
             return Ok(());
         };
-        record.hook = Some(hook.clone());
-        self.claim(action, &hook).await;
-
-        let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(start));
-        let age = action_age(action.sent_at.as_deref()).min(hook.heartbeat_timeout);
-        let mut clock = Clock::new(start, &config, &hook, age);
+        // The wait is bounded by AWS's facts: the action started when the instance
+        // launched, and a hand-over's start is no earlier than that, nor later than now.
+        let launched = instance
+            .launched_at
+            .map(|s| instant_of(s.saturating_mul(1000)));
         if let Some(c) = resume {
-            clock.wait_deadline = instant_of(c.wait_deadline_ms);
-            clock.next_heartbeat = instant_of(c.next_heartbeat_ms);
+            let claimed_start = instant_of(c.started_at_ms).min(Instant::now());
+            *start = launched.map_or(claimed_start, |l| claimed_start.max(l));
         }
-
-        let Some(ip) = self.resolve(action, record, &mut clock, handoff_at).await? else {
+        clock.bound(*start, &config, &hook, launched);
+        let Some(ip) = instance.private_ip else {
             return Ok(());
         };
         let deep = ProbeRequest::deep_health(&config, ip);
@@ -471,13 +497,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }];
         checks.extend(targets.checks);
 
+        let start = *start;
         let policy = HealthPolicy {
             healthy_threshold: config.healthy_threshold,
             unhealthy_threshold: config.unhealthy_threshold,
             grace_period: config.grace_period,
-            deadline: clock.wait_deadline - start,
+            deadline: clock.wait_deadline.saturating_duration_since(start),
         };
-        let mut wait = Wait {
+        let handoff_at = match &targets.validation {
+            Some(_) => handoff_at.map(|h| h.checked_sub(VALIDATION_RESERVE).unwrap_or(start)),
+            None => handoff_at,
+        };
+        let wait = Wait {
             action,
             config: &config,
             policy,
@@ -485,17 +516,6 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             handoff_at,
             checks: &checks,
             validation: targets.validation.as_ref(),
-            carried: resume
-                .map(|c| {
-                    c.samples
-                        .iter()
-                        .map(|s| ProbeSample {
-                            at: Duration::from_millis(s.at_ms),
-                            passed: s.passed,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
         };
 
         // The instance is registered in the validation target group for the wait only:
@@ -508,7 +528,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 r.registered = true;
             }
         }
-        let waited = self.wait(&mut wait, record, &mut clock).await;
+        let waited = self.wait(&wait, record, &mut clock).await;
         if let Some(v) = &targets.validation {
             let deregistered = self
                 .aws
@@ -527,10 +547,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let (verdict, reason) = match waited? {
             WaitEnd::Verdict(verdict, reason) => (verdict, reason),
             WaitEnd::Stopped => return Ok(()),
-            WaitEnd::InvocationEnding(samples) => {
-                return self
-                    .hand_over(action, record, &clock, start, &samples, &hook)
-                    .await;
+            WaitEnd::InvocationEnding => {
+                return self.hand_over(action, record, &clock, start, &hook).await;
             }
         };
         let sent = match config.mode {
@@ -653,12 +671,13 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     /// saying why.
     async fn wait(
         &self,
-        w: &mut Wait<'_>,
+        w: &Wait<'_>,
         record: &mut DecisionRecord,
         clock: &mut Clock,
     ) -> Result<WaitEnd, GateError> {
         let start = w.start;
-        let mut samples = std::mem::take(&mut w.carried);
+        // Only rounds probed by this invocation count: a hand-over's rounds are a claim.
+        let mut samples = Vec::new();
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
         let mut last_instance_check: Option<Instant> = None;
@@ -678,7 +697,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 return Ok(WaitEnd::Stopped);
             }
             if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
-                return Ok(WaitEnd::InvocationEnding(samples));
+                return Ok(WaitEnd::InvocationEnding);
             }
             if now >= next_probe {
                 let round = self.round(w, record, now - start).await?;
@@ -856,6 +875,13 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 ("healthy", _) => {}
                 ("initial", _) if failures.is_empty() => return Ok(Round::Undetermined),
                 ("initial", _) => {}
+                // AWS's own transient fault (`unavailable` or `unhealthy` with
+                // Elb.InternalError): neither a configuration error nor a failed round.
+                (_, Some("Elb.InternalError")) if failures.is_empty() => {
+                    warn!(instance_id = %w.action.instance_id, health = %verbatim, "the load balancer reports an internal error; the round counts neither way");
+                    return Ok(Round::Undetermined);
+                }
+                (_, Some("Elb.InternalError")) => {}
                 ("unused", Some("Target.NotInUse")) => {
                     return Ok(Round::ConfigurationError(format!(
                         "configuration error: the validation target group {} reports unused / Target.NotInUse: no listener forwards to it, or the instance's Availability Zone is not enabled on the load balancer. Fix: attach it to a listener rule and enable the Availability Zone",
@@ -892,14 +918,15 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         })
     }
 
-    /// Waits for EC2 to report the instance with a private IP. `None` when the gate ends here.
+    /// Waits for EC2 to report the instance with a private IP; the instance as EC2 then
+    /// describes it (`private_ip` set). `None` when the gate ends here.
     async fn resolve(
         &self,
         action: &LifecycleAction,
         record: &mut DecisionRecord,
         clock: &mut Clock,
         handoff_at: Option<Instant>,
-    ) -> Result<Option<IpAddr>, GateError> {
+    ) -> Result<Option<InstanceInfo>, GateError> {
         let give_up = Instant::now() + RESOLVE_WAIT;
         loop {
             let now = Instant::now();
@@ -924,15 +951,17 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
                     return Ok(None);
                 }
-                Some(info) if info.private_ip.is_some() => {
-                    record.launch_template = info.launch_template;
-                    return Ok(info.private_ip);
+                // Running, not only addressed: EC2 gives a private IP while the instance is
+                // still `pending`, and ELB refuses to register a target that is not running.
+                Some(info) if info.private_ip.is_some() && info.state == "running" => {
+                    record.launch_template = info.launch_template.clone();
+                    return Ok(Some(info));
                 }
                 other => {
-                    let what = if other.is_some() {
-                        "has no private IP yet"
-                    } else {
-                        "is not known to EC2 yet"
+                    let what = match &other {
+                        Some(i) if i.private_ip.is_some() => "is still pending",
+                        Some(_) => "has no private IP yet",
+                        None => "is not known to EC2 yet",
                     };
                     let next = Instant::now() + Duration::from_secs(2);
                     if next > give_up
@@ -971,7 +1000,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 }
                 true
             }
-            Ok(ActionAnswer::NoActiveAction { message }) => {
+            Ok(ActionAnswer::NoActiveAction { message, .. }) => {
                 record.outcome = Outcome::AlreadyDecided;
                 record.reason =
                     format!("the lifecycle action ended while the gate waited ({message})");
@@ -988,40 +1017,31 @@ impl<P: Prober, A: Aws> Gate<P, A> {
 
     /// Hands the wait to a fresh invocation of the gate (an asynchronous `Invoke` of its
     /// own function with the state), since this one is about to end; or, when that is not
-    /// possible, leaves the action to the hook's `DefaultResult`, saying so.
+    /// possible, leaves the action to the hook's `DefaultResult`, saying so. The payload
+    /// names the action and carries the start and counts for the record; the next
+    /// invocation admits the action afresh and probes its own rounds.
     async fn hand_over(
         &self,
         action: &LifecycleAction,
         record: &mut DecisionRecord,
         clock: &Clock,
         start: Instant,
-        samples: &[ProbeSample],
         hook: &HookSettings,
     ) -> Result<(), GateError> {
         let now = Instant::now();
-        let now_ms = epoch_millis();
-        let at_ms =
-            |i: Instant| now_ms.saturating_add(i.saturating_duration_since(now).as_millis() as u64);
-        let carried = samples[samples.len().saturating_sub(MAX_CARRIED_SAMPLES)..]
-            .iter()
-            .map(|s| CarriedSample {
-                at_ms: s.at.as_millis() as u64,
-                passed: s.passed,
-            })
-            .collect();
         let mut handed = action.clone();
         handed.delivery = event::Delivery::Continuation;
         let continuation = Continuation {
-            version: 1,
+            version: event::CONTINUATION_VERSION,
             action: handed,
-            started_at_ms: now_ms
+            started_at_ms: epoch_millis()
                 .saturating_sub(now.saturating_duration_since(start).as_millis() as u64),
-            wait_deadline_ms: at_ms(clock.wait_deadline),
-            next_heartbeat_ms: at_ms(clock.next_heartbeat),
-            samples: carried,
             probe_count: record.probe_count,
             heartbeats: record.heartbeats,
             hop: record.hop + 1,
+            wait_deadline_ms: None,
+            next_heartbeat_ms: None,
+            samples: None,
         };
         let payload = serde_json::json!({ event::CONTINUATION_KEY: continuation });
         match self.aws.continue_in_new_invocation(&payload).await {
@@ -1074,8 +1094,40 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 verdict.as_str()
             )
         };
-        // Written before the completion, while the instance surely exists: `launch-gate
-        // rollout` reads it. A failure is logged and changes nothing else.
+        let answer = self.aws.complete(action, sent).await?;
+        if let ActionAnswer::NoActiveAction { message, retried } = answer {
+            // Someone else ended the action; or, when the SDK retried our call, an
+            // earlier attempt took effect and its answer was lost: ask Auto Scaling.
+            let seen = if retried {
+                self.took_effect(action, sent).await
+            } else {
+                None
+            };
+            match seen {
+                Some(seen) => {
+                    record.outcome = Outcome::Completed;
+                    record.reason = format!(
+                        "{}; AWS answered \"{}\" to a retried completion, and {seen}: the completion took effect",
+                        record.reason,
+                        crate::text::clip(&message, 200)
+                    );
+                }
+                None => {
+                    record.outcome = Outcome::AlreadyDecided;
+                    record.reason = format!(
+                        "{}; not completed: the action had already ended ({})",
+                        record.reason,
+                        crate::text::clip(&message, 200)
+                    );
+                    return Ok(());
+                }
+            }
+        } else {
+            record.outcome = Outcome::Completed;
+        }
+        // Only a completion Auto Scaling accepted is written on the instance, so a
+        // duplicate that lost the race never overwrites the decision that stands.
+        // `launch-gate rollout` reads it. A failure is logged and changes nothing else.
         let mut decision = sent.as_str().to_owned();
         if let Some(c) = &record.cause {
             decision.push_str(&format!(" cause={}", c.code));
@@ -1086,17 +1138,67 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         if let Err(e) = self.aws.tag_decision(&action.instance_id, &decision).await {
             warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance with the decision");
         }
-        match self.aws.complete(action, sent).await? {
-            ActionAnswer::Accepted => record.outcome = Outcome::Completed,
-            ActionAnswer::NoActiveAction { message } => {
-                record.outcome = Outcome::AlreadyDecided;
-                record.reason = format!(
-                    "{}; not completed: the action had already ended ({message})",
-                    record.reason
-                );
+        Ok(())
+    }
+
+    /// After `No active Lifecycle Action found` to our completion: what Auto Scaling shows
+    /// when `sent` took effect, or `None`. `ABANDON` took effect when the instance's launch
+    /// activity says its action with our token "was abandoned: Lifecycle Action Completed
+    /// with ABANDON Result"; `CONTINUE` when the instance has gone on to `Pending:Proceed`
+    /// or `InService` (by our completion, or by another invocation's identical one).
+    async fn took_effect(
+        &self,
+        action: &LifecycleAction,
+        sent: LifecycleActionResult,
+    ) -> Option<String> {
+        match sent {
+            LifecycleActionResult::Continue => {
+                let member = self
+                    .aws
+                    .describe_group_member(&action.instance_id)
+                    .await
+                    .ok()
+                    .flatten()?;
+                matches!(
+                    member.lifecycle_state.as_str(),
+                    "Pending:Proceed"
+                        | "InService"
+                        | "Warmed:Pending:Proceed"
+                        | "Warmed:Stopped"
+                        | "Warmed:Running"
+                        | "Warmed:Hibernated"
+                )
+                .then(|| {
+                    format!(
+                        "Auto Scaling says the instance is {}",
+                        member.lifecycle_state
+                    )
+                })
+            }
+            LifecycleActionResult::Abandon => {
+                let token = action.token.as_deref()?;
+                let since = epoch_seconds().saturating_sub(3600);
+                let activities = self
+                    .aws
+                    .scaling_activities(&action.group_name, since)
+                    .await
+                    .ok()?;
+                activities
+                    .iter()
+                    .find(|a| {
+                        a.description.contains(&action.instance_id)
+                            && a.status_message.as_deref().is_some_and(|m| {
+                                m.contains(token) && m.contains(breaker::ABANDON_COMPLETED)
+                            })
+                    })
+                    .map(|a| {
+                        format!(
+                            "the scaling activity {} says it was abandoned by a completion",
+                            a.id
+                        )
+                    })
             }
         }
-        Ok(())
     }
 }
 
@@ -1147,8 +1249,8 @@ enum WaitEnd {
     Verdict(LifecycleActionResult, String),
     /// Stopped without one; the record says why.
     Stopped,
-    /// The invocation is about to end: the rounds so far, to hand over.
-    InvocationEnding(Vec<ProbeSample>),
+    /// The invocation is about to end before a verdict.
+    InvocationEnding,
 }
 
 /// What the waiting loop works with.
@@ -1160,8 +1262,6 @@ struct Wait<'a> {
     handoff_at: Option<Instant>,
     checks: &'a [Check],
     validation: Option<&'a Validation>,
-    /// Rounds an earlier invocation handed over.
-    carried: Vec<ProbeSample>,
 }
 
 /// The result of one round of checks.
@@ -1193,20 +1293,44 @@ struct Clock {
 }
 
 impl Clock {
-    /// `age` is how long the action has been pending when the gate starts: its heartbeat
-    /// timer and global timeout started then.
-    fn new(start: Instant, config: &GateConfig, hook: &HookSettings, age: Duration) -> Self {
+    /// The clock of a gate that starts at `start`, just after admission recorded a
+    /// heartbeat: the next one is due in half the heartbeat timeout, and the wait ends
+    /// `max_wait` after `start` until [`Clock::bound`] knows more.
+    fn new(start: Instant, config: &GateConfig, hook: &HookSettings) -> Self {
         let heartbeat_every = hook.heartbeat_timeout / 2;
-        let global_left = hook
-            .global_timeout
-            .saturating_sub(age)
-            .saturating_sub(INVOCATION_RESERVE);
         Self {
-            wait_deadline: start + config.max_wait.min(global_left),
-            next_heartbeat: start + heartbeat_every.saturating_sub(age),
+            wait_deadline: start + config.max_wait,
+            next_heartbeat: Instant::now() + heartbeat_every,
             heartbeat_every,
         }
     }
+
+    /// Bounds the wait with AWS's facts: it ends `max_wait` after `start`, and before the
+    /// hook's global timeout (counted from `launched`, the instance's launch time, when
+    /// EC2 tells it) less [`INVOCATION_RESERVE`]. Whatever `start` a hand-over claims, the
+    /// wait leaves room for the thresholds' rounds probed from now
+    /// ([`fresh_rounds_time`]), within the global timeout.
+    fn bound(
+        &mut self,
+        start: Instant,
+        config: &GateConfig,
+        hook: &HookSettings,
+        launched: Option<Instant>,
+    ) {
+        let now = Instant::now();
+        let global_end =
+            launched.unwrap_or(now) + hook.global_timeout.saturating_sub(INVOCATION_RESERVE);
+        self.wait_deadline = (start + config.max_wait)
+            .max(now + fresh_rounds_time(config))
+            .min(global_end);
+    }
+}
+
+/// The least time a wait leaves for rounds probed from now: enough for the larger
+/// threshold of consecutive rounds, each an interval apart, and the last round's probe.
+fn fresh_rounds_time(config: &GateConfig) -> Duration {
+    let rounds = config.healthy_threshold.max(config.unhealthy_threshold);
+    config.interval * rounds.saturating_sub(1) + config.probe_timeout + Duration::from_millis(500)
 }
 
 /// Seconds, rounded to the nearest: times carried across invocations in milliseconds
@@ -1233,16 +1357,6 @@ fn instant_of(epoch_ms: u64) -> Instant {
         now.checked_sub(Duration::from_millis(now_ms - epoch_ms))
             .unwrap_or(now)
     }
-}
-
-/// How long ago Auto Scaling sent the notification (zero when unknown or in the future).
-fn action_age(sent_at: Option<&str>) -> Duration {
-    use aws_sdk_autoscaling::primitives::{DateTime, DateTimeFormat};
-    sent_at
-        .and_then(|t| DateTime::from_str(t, DateTimeFormat::DateTime).ok())
-        .and_then(|t| SystemTime::try_from(t).ok())
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .unwrap_or_default()
 }
 
 fn log_decision(record: &DecisionRecord) {
@@ -1313,6 +1427,10 @@ mod tests {
         events: Mutex<Vec<(String, Value)>>,
         events_fail: bool,
         suspend_fails: bool,
+        /// The hook's `NotificationMetadata`.
+        hook_metadata: Option<&'static str>,
+        /// The instance's lifecycle state, as `DescribeAutoScalingInstances` says.
+        lifecycle_state: &'static str,
     }
 
     impl Default for FakeAws {
@@ -1320,13 +1438,15 @@ mod tests {
             Self {
                 calls: Mutex::default(),
                 decided: Mutex::default(),
-                state: "pending",
+                state: "running",
                 ip: "10.0.1.23",
                 abandoned: Vec::new(),
                 group_tags: Mutex::default(),
                 events: Mutex::default(),
                 events_fail: false,
                 suspend_fails: false,
+                hook_metadata: None,
+                lifecycle_state: "Pending:Wait",
             }
         }
     }
@@ -1352,6 +1472,7 @@ mod tests {
             claimed_until: None,
             launch_template: release(),
             decision: None,
+            launched_at: None,
         }
     }
 
@@ -1389,7 +1510,7 @@ mod tests {
                 global_timeout: Duration::from_secs(6000),
                 default_result: "ABANDON".into(),
                 transition: Some(event::LAUNCHING.into()),
-                notification_metadata: None,
+                notification_metadata: self.hook_metadata.map(str::to_owned),
             }))
         }
         async fn record_heartbeat(&self, _: &LifecycleAction) -> Result<ActionAnswer, AwsError> {
@@ -1406,6 +1527,7 @@ mod tests {
             if *decided {
                 return Ok(ActionAnswer::NoActiveAction {
                     message: "No active Lifecycle Action found".into(),
+                    retried: false,
                 });
             }
             *decided = true;
@@ -1414,6 +1536,15 @@ mod tests {
     }
 
     impl AutoScalingGroups for FakeAws {
+        async fn describe_group_member(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::aws::GroupMember>, AwsError> {
+            Ok(Some(crate::aws::GroupMember {
+                group_name: "shop-web".into(),
+                lifecycle_state: self.lifecycle_state.into(),
+            }))
+        }
         async fn pending_instances(&self, _: &str) -> Result<Vec<String>, AwsError> {
             Ok(Vec::new())
         }
@@ -1577,7 +1708,8 @@ mod tests {
         assert_eq!(r.result, Some(LifecycleActionResult::Continue));
         assert_eq!(r.probe_count, 3);
         assert_eq!(r.time_to_decision_ms, 10_000);
-        assert_eq!(calls, ["tag CONTINUE", "CONTINUE"]);
+        // admission's heartbeat proves the action live; the tag follows the completion
+        assert_eq!(calls, ["heartbeat", "CONTINUE", "tag CONTINUE"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1592,7 +1724,14 @@ mod tests {
             "{}",
             r.reason
         );
-        assert_eq!(calls, ["tag ABANDON cause=connection_refused", "ABANDON"]);
+        assert_eq!(
+            calls,
+            [
+                "heartbeat",
+                "ABANDON",
+                "tag ABANDON cause=connection_refused"
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1607,9 +1746,9 @@ mod tests {
             Some(AbandonReason::DeadlineExceeded { .. })
         ));
         assert_eq!(r.time_to_decision_ms, 120_000);
-        // heartbeat timeout 60 s: a heartbeat every 30 s
-        assert_eq!(r.heartbeats, 3);
-        assert_eq!(calls.last().unwrap(), "ABANDON");
+        // heartbeat timeout 60 s: admission's, then one every 30 s
+        assert_eq!(r.heartbeats, 4);
+        assert_eq!(calls[calls.len() - 2], "ABANDON");
     }
 
     #[tokio::test(start_paused = true)]
@@ -1628,8 +1767,9 @@ mod tests {
         assert_eq!(
             calls,
             [
+                "heartbeat",
+                "CONTINUE",
                 "tag CONTINUE cause=connection_refused shadow-verdict=ABANDON",
-                "CONTINUE"
             ]
         );
         assert!(r.breaker.is_none());
@@ -1646,7 +1786,7 @@ mod tests {
         let r = gate.gate(&action(), Some(deadline)).await.unwrap();
         assert_eq!(r.outcome, Outcome::HandedOff);
         assert!(r.reason.contains("DefaultResult (ABANDON)"), "{}", r.reason);
-        assert!(gate.aws.calls.lock().unwrap().is_empty());
+        assert_eq!(*gate.aws.calls.lock().unwrap(), ["heartbeat"]);
         assert!(Instant::now() <= deadline - INVOCATION_RESERVE);
     }
 
@@ -1662,7 +1802,7 @@ mod tests {
         );
         let r = gate.gate(&action(), None).await.unwrap();
         assert_eq!(r.outcome, Outcome::InstanceGone);
-        assert!(gate.aws.calls.lock().unwrap().is_empty());
+        assert_eq!(*gate.aws.calls.lock().unwrap(), ["heartbeat"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1675,22 +1815,24 @@ mod tests {
         assert_eq!(r.outcome, Outcome::HandedOff);
         assert!(r.reason.contains("link-local"), "{}", r.reason);
         assert_eq!(r.probe_count, 0);
-        assert!(calls.is_empty(), "{calls:?}");
+        assert_eq!(calls, ["heartbeat"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn bad_metadata_hands_off() {
+        // The hook's own metadata counts, as DescribeLifecycleHooks returns it.
         let gate = Gate::new(
             config(),
             FakeProber(Mutex::new(vec![true])),
-            FakeAws::default(),
+            FakeAws {
+                hook_metadata: Some(r#"{"port": 8000}"#),
+                ..FakeAws::default()
+            },
         );
-        let mut a = action();
-        a.notification_metadata = Some(r#"{"port": 8000}"#.into());
-        let r = gate.gate(&a, None).await.unwrap();
+        let r = gate.gate(&action(), None).await.unwrap();
         assert_eq!(r.outcome, Outcome::HandedOff);
         assert!(r.reason.contains("key \"port\" is unknown"), "{}", r.reason);
-        assert!(gate.aws.calls.lock().unwrap().is_empty());
+        assert_eq!(*gate.aws.calls.lock().unwrap(), ["heartbeat"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1699,6 +1841,13 @@ mod tests {
         *aws.decided.lock().unwrap() = true;
         let (r, _) = run(&[true], config(), aws).await;
         assert_eq!(r.outcome, Outcome::AlreadyDecided);
+    }
+
+    #[test]
+    fn the_reserve_holds_a_whole_completion_under_retries() {
+        use crate::aws::sdk::OPERATION_TIMEOUT;
+        assert!(INVOCATION_RESERVE >= OPERATION_TIMEOUT + Duration::from_secs(2));
+        assert!(VALIDATION_RESERVE >= OPERATION_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1720,13 +1869,15 @@ mod tests {
         let gate = Gate::new(
             config(),
             FakeProber(Mutex::new(vec![false])),
-            FakeAws::default(),
+            FakeAws {
+                lifecycle_state: "Warmed:Pending:Wait",
+                ..FakeAws::default()
+            },
         );
-        let mut a = action();
-        a.destination = Some(crate::event::Location::WarmPool);
-        let r = gate.gate(&a, None).await.unwrap();
+        let r = gate.gate(&action(), None).await.unwrap();
         assert_eq!(r.result, Some(LifecycleActionResult::Continue));
         assert_eq!(r.probe_count, 0);
+        assert_eq!(r.destination, Some(crate::event::Location::WarmPool));
     }
 
     fn events(gate: &Gate<FakeProber, FakeAws>) -> Vec<String> {
@@ -1770,8 +1921,9 @@ mod tests {
         assert_eq!(
             gate.aws.calls.lock().unwrap().clone(),
             [
-                "tag ABANDON cause=connection_refused",
+                "heartbeat",
                 "ABANDON",
+                "tag ABANDON cause=connection_refused",
                 "SuspendProcesses"
             ]
         );
@@ -1839,7 +1991,7 @@ mod tests {
         );
         let calls = gate.aws.calls.lock().unwrap().clone();
         assert_eq!(
-            calls[2..],
+            calls[3..],
             ["RollbackInstanceRefresh", "CancelInstanceRefresh"]
         );
     }
@@ -1853,7 +2005,7 @@ mod tests {
         let (r, calls) = run(&[true], config(), aws).await;
         assert_eq!(r.outcome, Outcome::Completed);
         assert_eq!(r.result, Some(LifecycleActionResult::Continue));
-        assert_eq!(calls, ["tag CONTINUE", "CONTINUE"]);
+        assert_eq!(calls, ["heartbeat", "CONTINUE", "tag CONTINUE"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1873,7 +2025,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_trip_whose_action_fails_is_taken_back() {
+    async fn a_trip_whose_action_fails_records_nothing() {
         let aws = FakeAws {
             abandoned: vec!["i-0aaa", "i-0bbb"],
             suspend_fails: true,
@@ -1889,9 +2041,9 @@ mod tests {
             b.error.as_deref().unwrap().contains("AccessDenied"),
             "{b:?}"
         );
-        // the tag is taken back, so the next ABANDON counts every abandon again
-        let tags = gate.aws.group_tags.lock().unwrap().clone();
-        assert_eq!(tags, [("launch-gate:breaker".to_owned(), String::new())]);
+        // the trip is recorded only after its action: the next ABANDON counts every
+        // abandon again
+        assert!(gate.aws.group_tags.lock().unwrap().is_empty());
         assert_eq!(events(&gate), ["Lifecycle Action Decision"]);
     }
 }

@@ -12,6 +12,8 @@
 //! - [`policy`]: probe samples and time -> [`policy::Verdict`]. Pure.
 //! - [`diagnosis`]: a failed probe -> cause code, summary and fix. Pure.
 //! - [`probe`]: the HTTP probe with ELB semantics (Host, no redirects, timeout, body limit). Network I/O.
+//! - [`text`]: bounded text: what comes from an app, an event or AWS, clipped. Pure.
+//! - [`admission`]: Auto Scaling asked whether it holds a claimed lifecycle action, before anything is done.
 //! - [`aws`]: ports to EC2 and Auto Scaling, named by capability, and their SDK adapters.
 //! - [`gate`]: the loop: resolve, probe, heartbeat, decide, complete, record.
 //! - [`record`]: the decision record, one JSON line per lifecycle action.
@@ -21,6 +23,7 @@
 //!
 //! The binaries in `src/bin/` are thin: `bootstrap` is the Lambda function.
 
+pub mod admission;
 pub mod aws;
 pub mod breaker;
 pub mod config;
@@ -34,3 +37,4 @@ pub mod probe;
 pub mod publish;
 pub mod record;
 pub mod rollout;
+pub mod text;

@@ -159,6 +159,9 @@ impl ProbeRequest {
     }
 }
 
+/// The most characters of a `Location` header the probe keeps.
+pub const MAX_LOCATION_CHARS: usize = 1000;
+
 /// Why a probe got no usable HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -470,8 +473,9 @@ where
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             })
     };
-    let location = header(LOCATION);
-    let content_type = header(CONTENT_TYPE);
+    // Kept in records and events: clipped where read, whatever the app sends.
+    let location = header(LOCATION).map(|l| crate::text::clip(&l, MAX_LOCATION_CHARS));
+    let content_type = header(CONTENT_TYPE).map(|t| crate::text::clip(&t, 200));
     // The whole body must arrive within the timeout, as for the ELB; only the first
     // `body_limit` bytes are kept. An endless or trickling body is a timeout.
     let mut body = response.into_body();

@@ -31,6 +31,10 @@ pub enum Outcome {
     HandedOff,
     /// The instance is shutting down or terminated: nothing to complete.
     InstanceGone,
+    /// Auto Scaling does not hold the named instance for the named launch hook (it is not
+    /// a member of the group, or the group has no such launch hook): the notification's
+    /// claim is refused, and nothing is probed, tagged or completed.
+    NotHeld,
     /// The invocation was about to end before a verdict; the wait goes on in a fresh
     /// invocation of the gate, which received the state.
     Continued,

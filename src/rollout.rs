@@ -210,6 +210,7 @@ mod tests {
                 claimed_until: None,
                 launch_template: Some(lt(version)),
                 decision: decision.map(str::to_owned),
+                launched_at: None,
             },
         )
     }

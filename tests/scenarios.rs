@@ -137,11 +137,9 @@ async fn the_same_event_again_completes_nothing_and_fails_nothing() {
     let second = world.gate_once("launch.json").await;
 
     assert_eq!(second.outcome, Outcome::AlreadyDecided);
-    assert!(
-        second.reason.contains("No active Lifecycle Action found"),
-        "{}",
-        second.reason
-    );
+    // Admission asks Auto Scaling first: the instance went in service.
+    assert!(second.reason.contains("InService"), "{}", second.reason);
+    assert_eq!(second.probe_count, 0);
     assert_eq!(world.accepted_completions().len(), 1);
     assert_eq!(world.lifecycle_state().await.as_deref(), Some("InService"));
 }
@@ -212,9 +210,25 @@ async fn sns_and_sqs_deliveries_are_gated_like_eventbridge() {
 async fn warm_pool_launch_continues_at_once_and_leaving_the_pool_is_gated() {
     let world = World::new(json!({})).await;
     // No app runs: an instance entering the warm pool is stopped right after launch.
-    let record = world.gate_once("launch-into-warm-pool.json").await;
-    assert_eq!(record.result, Some(Continue));
+    let action = world.launch_into_warm_pool().await;
+    let summary = world
+        .gate()
+        .handle(
+            &common::sample_event("launch-into-warm-pool.json", &action),
+            None,
+        )
+        .await
+        .unwrap();
+    let record = &summary.decisions[0];
+    assert_eq!(record.result, Some(Continue), "{}", record.reason);
     assert_eq!(record.probe_count, 0);
+    assert!(
+        record.reason.contains("Warmed:Pending:Wait"),
+        "{}",
+        record.reason
+    );
+    // The event claimed it: a launch into the pool that Auto Scaling does not hold there
+    // is gated like any launch (see hostile_invoker.rs).
 
     let world = World::new(json!({})).await;
     let record = world.gate_once("launch-from-warm-pool.json").await;

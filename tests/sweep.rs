@@ -103,3 +103,24 @@ async fn without_served_groups_the_sweep_does_nothing() {
     assert!(summary.decisions.is_empty());
     world.assert_still_held().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_into_the_warm_pool_whose_event_was_lost_is_swept_too() {
+    // Held in Warmed:Pending:Wait, listed by DescribeWarmPool only.
+    let world = World::new(json!({})).await;
+    let action = world.launch_into_warm_pool().await;
+
+    let summary = sweeping_gate(&world)
+        .handle(&world.event("sweep-schedule.json"), None)
+        .await
+        .unwrap();
+
+    let warm = summary
+        .decisions
+        .iter()
+        .find(|r| r.instance_id == action["EC2InstanceId"])
+        .expect("the sweep gates the warm pool's held launch");
+    assert_eq!(warm.delivery, Delivery::Sweep);
+    assert_eq!(warm.result, Some(Continue), "{}", warm.reason);
+    assert_eq!(warm.probe_count, 0);
+}

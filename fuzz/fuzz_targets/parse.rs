@@ -16,6 +16,9 @@ mod expect;
 #[allow(dead_code)]
 #[path = "../../src/matcher.rs"]
 mod matcher;
+#[allow(dead_code)]
+#[path = "../../src/text.rs"]
+mod text;
 
 use libfuzzer_sys::fuzz_target;
 

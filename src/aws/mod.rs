@@ -50,6 +50,9 @@ pub struct InstanceInfo {
     pub launch_template: Option<LaunchTemplateVersion>,
     /// The gate's decision on it, from its [`DECISION_TAG`] tag.
     pub decision: Option<String>,
+    /// `LaunchTime`, seconds since the Unix epoch: when EC2 launched it, the earliest a
+    /// lifecycle action of its launch can have started.
+    pub launched_at: Option<u64>,
 }
 
 /// A launch template version, as EC2 tags every instance launched from a launch template:
@@ -92,6 +95,32 @@ impl InstanceInfo {
     }
 }
 
+/// The lifecycle states in which a launch lifecycle hook holds an instance:
+/// `Pending:Wait` (launching into the group) and `Warmed:Pending:Wait` (launching into the
+/// warm pool).
+pub const LAUNCH_WAIT_STATES: [&str; 2] = ["Pending:Wait", "Warmed:Pending:Wait"];
+
+/// An instance as Auto Scaling knows it, from `DescribeAutoScalingInstances`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupMember {
+    /// `AutoScalingGroupName`.
+    pub group_name: String,
+    /// `LifecycleState`, for example `Pending:Wait`, `Warmed:Pending:Wait`, `InService`.
+    pub lifecycle_state: String,
+}
+
+impl GroupMember {
+    /// True while a launch lifecycle hook holds it ([`LAUNCH_WAIT_STATES`]).
+    pub fn is_held_at_launch(&self) -> bool {
+        LAUNCH_WAIT_STATES.contains(&self.lifecycle_state.as_str())
+    }
+
+    /// True when it is launching into the warm pool (`Warmed:Pending:Wait`).
+    pub fn is_warm_pool_entry(&self) -> bool {
+        self.lifecycle_state.starts_with("Warmed:")
+    }
+}
+
 /// A lifecycle hook's timeouts, from `DescribeLifecycleHooks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HookSettings {
@@ -125,6 +154,9 @@ pub enum ActionAnswer {
     NoActiveAction {
         /// AWS's message, verbatim.
         message: String,
+        /// The SDK had sent this call before (a retry after a timeout or a 5xx): an
+        /// earlier attempt may have taken effect, its answer lost.
+        retried: bool,
     },
 }
 
@@ -185,13 +217,15 @@ pub trait LifecycleActions: Send + Sync {
         hook_name: &str,
     ) -> impl Future<Output = Result<Option<HookSettings>, AwsError>> + Send;
 
-    /// Restarts the action's heartbeat timer.
+    /// Restarts the action's heartbeat timer, naming the action by its token and its
+    /// instance id both, so an accepted heartbeat proves the token live for that instance.
     fn record_heartbeat(
         &self,
         action: &LifecycleAction,
     ) -> impl Future<Output = Result<ActionAnswer, AwsError>> + Send;
 
-    /// Completes the action with its token, group, hook and instance id.
+    /// Completes the action: by its token alone when it has one (with the group and
+    /// hook), else by instance id.
     fn complete(
         &self,
         action: &LifecycleAction,
@@ -272,7 +306,15 @@ pub trait AutoScalingGroups: Send + Sync {
         group_name: &str,
     ) -> impl Future<Output = Result<Option<Vec<String>>, AwsError>> + Send;
 
-    /// The group's instances in `Pending:Wait` (held by a launch lifecycle hook).
+    /// The instance's group and lifecycle state: `DescribeAutoScalingInstances`. `None`
+    /// when it is a member of no group (or Auto Scaling does not know it).
+    fn describe_group_member(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Option<GroupMember>, AwsError>> + Send;
+
+    /// The group's instances held by a launch lifecycle hook: `Pending:Wait`, and
+    /// `Warmed:Pending:Wait` in its warm pool.
     fn pending_instances(
         &self,
         group_name: &str,

@@ -7,9 +7,10 @@ use std::time::Duration;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use super::{
-    ActionAnswer, AutoScalingGroups, AwsError, Continuations, Events, GroupState, HookSettings,
-    InstanceInfo, Instances, LaunchTemplateVersion, LifecycleActionResult, LifecycleActions,
-    RefreshAnswer, ScalingActivity, TargetGroupSettings, TargetGroups, TargetHealth,
+    ActionAnswer, AutoScalingGroups, AwsError, Continuations, Events, GroupMember, GroupState,
+    HookSettings, InstanceInfo, Instances, LaunchTemplateVersion, LifecycleActionResult,
+    LifecycleActions, RefreshAnswer, ScalingActivity, TargetGroupSettings, TargetGroups,
+    TargetHealth,
 };
 use crate::event::LifecycleAction;
 
@@ -39,11 +40,31 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
+/// The longest one attempt of an AWS call may take (connect, send, answer).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The longest an AWS call may take, its retries and their backoff included. The gate
+/// keeps at least this much of its invocation for the completion
+/// (`gate::INVOCATION_RESERVE`), so a completion under retries is not cut off by Lambda.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The gate's SDK timeouts: [`ATTEMPT_TIMEOUT`] per attempt, [`OPERATION_TIMEOUT`] per
+/// call, 2 s to connect. A call that runs out is an [`AwsError`], never a verdict.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 /// The SDK configuration of the gate: the default chain (credentials, region,
-/// `AWS_ENDPOINT_URL`) with [`retry_config`], in `region` when one is given.
+/// `AWS_ENDPOINT_URL`) with [`retry_config`] and [`timeout_config`], in `region` when one
+/// is given.
 pub async fn load_config(region: Option<String>) -> aws_config::SdkConfig {
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry_config());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .timeout_config(timeout_config());
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r));
     }
@@ -109,10 +130,37 @@ impl Continuations for SdkAws {
     }
 }
 
+/// Counts the attempts the SDK makes of one call (its retries happen inside `send`).
+#[derive(Debug, Clone, Default)]
+struct AttemptCounter(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl AttemptCounter {
+    fn retried(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
+    }
+}
+
+impl aws_sdk_autoscaling::config::Intercept for AttemptCounter {
+    fn name(&self) -> &'static str {
+        "launch-gate.AttemptCounter"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &aws_sdk_autoscaling::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_autoscaling::config::RuntimeComponents,
+        _: &mut aws_sdk_autoscaling::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// Maps an action call's error: "No active Lifecycle Action found" is an answer, not a failure.
 fn action_answer<E>(
     operation: &'static str,
     result: Result<(), E>,
+    attempts: &AttemptCounter,
 ) -> Result<ActionAnswer, AwsError>
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
@@ -125,6 +173,7 @@ where
         {
             Ok(ActionAnswer::NoActiveAction {
                 message: err.message().unwrap_or_default().to_owned(),
+                retried: attempts.retried(),
             })
         }
         Err(err) => Err(aws_error(operation, err)),
@@ -175,7 +224,11 @@ impl LifecycleActions for SdkAws {
             .send()
             .await
             .map(|_| ());
-        action_answer("RecordLifecycleActionHeartbeat", result)
+        action_answer(
+            "RecordLifecycleActionHeartbeat",
+            result,
+            &AttemptCounter::default(),
+        )
     }
 
     async fn complete(
@@ -183,18 +236,23 @@ impl LifecycleActions for SdkAws {
         action: &LifecycleAction,
         result: LifecycleActionResult,
     ) -> Result<ActionAnswer, AwsError> {
+        let attempts = AttemptCounter::default();
         let sent = self
             .autoscaling
             .complete_lifecycle_action()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
             .set_lifecycle_action_token(action.token.clone())
-            .instance_id(&action.instance_id)
+            // With a token, the token alone names the action: the instance id of a
+            // claim cannot redirect the completion. Without one (the sweep), the id.
+            .set_instance_id(action.token.is_none().then(|| action.instance_id.clone()))
             .lifecycle_action_result(result.as_str())
+            .customize()
+            .interceptor(attempts.clone())
             .send()
             .await
             .map(|_| ());
-        action_answer("CompleteLifecycleAction", sent)
+        action_answer("CompleteLifecycleAction", sent, &attempts)
     }
 }
 
@@ -245,6 +303,9 @@ fn instance_info(instance: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
             .zip(tag("aws:ec2launchtemplate:version"))
             .map(|(id, version)| LaunchTemplateVersion { id, version }),
         decision: tag(super::DECISION_TAG),
+        launched_at: instance
+            .launch_time()
+            .map(|t| u64::try_from(t.secs()).unwrap_or(0)),
     }
 }
 
@@ -376,12 +437,58 @@ impl SdkAws {
 }
 
 impl AutoScalingGroups for SdkAws {
+    async fn describe_group_member(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<GroupMember>, AwsError> {
+        let out = self
+            .autoscaling
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeAutoScalingInstances", e))?;
+        Ok(out
+            .auto_scaling_instances()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id))
+            .map(|i| GroupMember {
+                group_name: i.auto_scaling_group_name().unwrap_or_default().to_owned(),
+                lifecycle_state: i.lifecycle_state().unwrap_or_default().to_owned(),
+            }))
+    }
+
     async fn pending_instances(&self, group_name: &str) -> Result<Vec<String>, AwsError> {
-        Ok(self
+        let mut held: Vec<String> = self
             .describe_group(group_name)
             .await?
-            .map(|g| instances_in(&g, "Pending:Wait"))
-            .unwrap_or_default())
+            .map(|g| instances_in(&g, super::LAUNCH_WAIT_STATES[0]))
+            .unwrap_or_default();
+        // Instances launching into the warm pool are listed by DescribeWarmPool only.
+        let warm = self
+            .autoscaling
+            .describe_warm_pool()
+            .auto_scaling_group_name(group_name)
+            .send()
+            .await;
+        match warm {
+            Ok(out) => held.extend(
+                out.instances()
+                    .iter()
+                    .filter(|i| {
+                        i.lifecycle_state().map(|s| s.as_str())
+                            == Some(super::LAUNCH_WAIT_STATES[1])
+                    })
+                    .filter_map(|i| i.instance_id().map(str::to_owned)),
+            ),
+            // A group without a warm pool, or an emulator without warm pools.
+            Err(err)
+                if err
+                    .code()
+                    .is_some_and(|c| c.contains("NotFound") || c == "ValidationError") => {}
+            Err(err) => return Err(aws_error("DescribeWarmPool", err)),
+        }
+        Ok(held)
     }
 
     async fn target_group_arns(&self, group_name: &str) -> Result<Option<Vec<String>>, AwsError> {

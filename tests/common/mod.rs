@@ -134,6 +134,8 @@ impl Emulator {
             .args(["--host", "127.0.0.1", "--port", "0"])
             // ELB's health checks every half second, so target health settles fast
             .args(["--elb-interval", "0.5", "--elb-timeout", "1"])
+            // As in EC2: a new instance has its private IP while still `pending`.
+            .args(["--pending-seconds", "1"])
             .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -162,6 +164,7 @@ impl Emulator {
                     .with_initial_backoff(Duration::from_millis(20))
                     .with_max_backoff(Duration::from_millis(200)),
             )
+            .timeout_config(launch_gate::aws::sdk::timeout_config())
             .load()
             .await
     }
@@ -596,19 +599,51 @@ impl World {
     /// Makes the emulator fail the next `count` calls of `operation` (-1: all) with this
     /// HTTP status and AWS error code (`Throttling`, `RequestLimitExceeded`, ...).
     pub fn inject_fault_with(&self, operation: &str, status: u16, code: &str, count: i64) {
-        let body = serde_json::json!({"operation": operation, "status": status, "code": code, "count": count})
-            .to_string();
+        self.inject(serde_json::json!({"operation": operation, "status": status, "code": code, "count": count}));
+    }
+
+    /// Posts `fault` to the emulator's `/_launch_gate/faults`: an error, an error after the
+    /// call took effect (`after_effect`), or a slow answer (`delay_seconds`).
+    pub fn inject(&self, fault: Value) {
+        self.post("/_launch_gate/faults", &fault);
+    }
+
+    /// Posts `body` to one of the emulator's control paths (`/_launch_gate/...`).
+    pub fn post(&self, path: &str, body: &Value) {
+        let body = body.to_string();
         let authority = self.emulator.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(authority).unwrap();
         write!(
             stream,
-            "POST /_launch_gate/faults HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         assert!(response.contains(" 200 "), "{response}");
+    }
+
+    /// Gives the group a warm pool and launches one instance into it, held in
+    /// `Warmed:Pending:Wait` by the hook. Its lifecycle action, as the emulator holds it.
+    pub async fn launch_into_warm_pool(&self) -> Value {
+        self.autoscaling
+            .put_warm_pool()
+            .auto_scaling_group_name(&self.group)
+            .min_size(1)
+            .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
+            .send()
+            .await
+            .unwrap();
+        self.post(
+            "/_launch_gate/warm-pool-launch",
+            &serde_json::json!({"group": self.group}),
+        );
+        self.emulator
+            .lifecycle_actions()
+            .into_iter()
+            .find(|a| a["Pending"] == true && a["Destination"] == "WarmPool")
+            .expect("the launch into the warm pool is held by the hook")
     }
 
     /// Terminates the instance through EC2, as an operator or a spot interruption would.
@@ -1075,6 +1110,9 @@ pub struct Fleet {
     apps: Arc<Mutex<Vec<DjangoApp>>>,
     /// Launches the fleet could not play: an app that did not start, a gate that failed.
     failures: Arc<Mutex<Vec<String>>>,
+    /// The launch template version of every launch the fleet saw, read while the instance
+    /// lived (EC2 may drop a terminated instance's tags at once).
+    booted: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// What a release does when an instance boots: its app's settings, or `None` when the
@@ -1091,10 +1129,11 @@ impl World {
         let sdk = self.sdk.clone();
         let port = self.port;
         let (shared_apps, shared_failures) = (apps.clone(), failures.clone());
+        let booted = Arc::new(Mutex::new(Vec::new()));
+        let shared_booted = booted.clone();
         let task = tokio::spawn(async move {
             let aws = SdkAws::new(&sdk);
             let mut seen: Vec<String> = Vec::new();
-            let mut booted: Vec<String> = Vec::new();
             loop {
                 let view = url.clone();
                 let actions = tokio::task::spawn_blocking(move || lifecycle_actions(&view))
@@ -1111,8 +1150,12 @@ impl World {
                     let version = info
                         .launch_template
                         .map_or_else(|| "none".to_owned(), |t| t.version);
-                    let nth = booted.iter().filter(|v| **v == version).count();
-                    booted.push(version.clone());
+                    let nth = {
+                        let mut booted = shared_booted.lock().unwrap();
+                        let nth = booted.iter().filter(|(_, v)| *v == version).count();
+                        booted.push((id.clone(), version.clone()));
+                        nth
+                    };
                     let (apps, failures) = (shared_apps.clone(), shared_failures.clone());
                     let gate = Gate::new(config.clone(), HttpProber::new(), SdkAws::new(&sdk));
                     tokio::spawn(async move {
@@ -1147,11 +1190,22 @@ impl World {
             task,
             apps,
             failures,
+            booted,
         }
     }
 }
 
 impl Fleet {
+    /// The launch template version of `instance_id`, if the fleet has seen it launch.
+    pub fn version_of(&self, instance_id: &str) -> Option<String> {
+        self.booted
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(id, _)| id == instance_id)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Panics when the fleet stopped playing or could not play a launch, so that a test
     /// says why rather than timing out.
     pub fn check(&self) {
