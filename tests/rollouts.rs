@@ -114,6 +114,25 @@ impl Rollout {
         r
     }
 
+    /// Points the group at launch template version 2 and scales out to 4: two launches at
+    /// a time on the new release.
+    async fn scale_out_on_version_2(&self) {
+        self.world
+            .autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.world.group)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("shop-web")
+                    .version("2")
+                    .build(),
+            )
+            .desired_capacity(4)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Launch template version 2 of the release.
     async fn new_version(&self) {
         self.world
@@ -254,20 +273,7 @@ async fn a_broken_release_trips_the_breaker_after_three_abandons_and_launches_st
     let mut r = Rollout::start(2, GateConfig::default(), version_2_broken).await;
     r.new_version().await;
     // Scale out on the broken release: two launches at a time, each abandoned and replaced.
-    r.world
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&r.world.group)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name("shop-web")
-                .version("2")
-                .build(),
-        )
-        .desired_capacity(4)
-        .send()
-        .await
-        .unwrap();
+    r.scale_out_on_version_2().await;
     let cli = r.rollout_cli(&["--timeout", "150s"]);
 
     eventually(
@@ -566,20 +572,7 @@ async fn the_breaker_trips_when_ec2_has_already_dropped_the_abandoned_instances_
     )
     .await;
     r.new_version().await;
-    r.world
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&r.world.group)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name("shop-web")
-                .version("2")
-                .build(),
-        )
-        .desired_capacity(4)
-        .send()
-        .await
-        .unwrap();
+    r.scale_out_on_version_2().await;
 
     eventually(
         "the breaker suspends launches",
