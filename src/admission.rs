@@ -7,7 +7,7 @@
 
 use tracing::warn;
 
-use crate::aws::{ActionAnswer, Aws, AwsError, GroupMember, HookSettings};
+use crate::aws::{ActionAnswer, Aws, AwsError, HookSettings};
 use crate::event::{self, LifecycleAction, Location};
 use crate::record::Outcome;
 
@@ -19,8 +19,6 @@ pub struct Admitted {
     pub action: LifecycleAction,
     /// The hook's settings.
     pub hook: HookSettings,
-    /// The instance as `DescribeAutoScalingInstances` reports it.
-    pub member: GroupMember,
 }
 
 /// What admission found.
@@ -131,9 +129,5 @@ pub async fn admit<A: Aws>(aws: &A, claimed: &LifecycleAction) -> Result<Admissi
             );
         }
     }
-    Ok(Admission::Admitted(Box::new(Admitted {
-        action,
-        hook,
-        member,
-    })))
+    Ok(Admission::Admitted(Box::new(Admitted { action, hook })))
 }

@@ -45,7 +45,7 @@ pub const VALIDATION_RESERVE: Duration = Duration::from_secs(8);
 /// While checks fail, how often the gate looks whether the instance is going away.
 pub const INSTANCE_RECHECK: Duration = Duration::from_secs(10);
 /// The least invocation time left in which the launch-loop breaker runs after an
-/// `ABANDON` (its claim alone waits [`breaker::LEASE_SETTLE`]).
+/// `ABANDON`: its reads, its action and its tag.
 pub const BREAKER_TIME: Duration = Duration::from_secs(15);
 /// How long the gate waits for EC2 to know a just-launched instance and its private IP.
 pub const RESOLVE_WAIT: Duration = Duration::from_secs(60);
@@ -432,7 +432,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             }
         };
         record.heartbeats += 1;
-        let Admitted { action, hook, .. } = *admitted;
+        let Admitted { action, hook } = *admitted;
         let action = &action;
         record.destination = action.destination;
         record.hook = Some(hook.clone());

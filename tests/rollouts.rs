@@ -114,6 +114,23 @@ impl Rollout {
         r
     }
 
+    /// Waits (up to 120 s) until the breaker has suspended the group's launches.
+    async fn launches_suspended(&self) {
+        eventually(
+            "the breaker suspends launches",
+            Duration::from_secs(120),
+            || async {
+                self.group()
+                    .await
+                    .suspended_processes()
+                    .iter()
+                    .any(|p| p.process_name() == Some("Launch"))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Points the group at launch template version 2 and scales out to 4: two launches at
     /// a time on the new release.
     async fn scale_out_on_version_2(&self) {
@@ -276,19 +293,7 @@ async fn a_broken_release_trips_the_breaker_after_three_abandons_and_launches_st
     r.scale_out_on_version_2().await;
     let cli = r.rollout_cli(&["--timeout", "150s"]);
 
-    eventually(
-        "the breaker suspends launches",
-        Duration::from_secs(120),
-        || async {
-            r.group()
-                .await
-                .suspended_processes()
-                .iter()
-                .any(|p| p.process_name() == Some("Launch"))
-                .then_some(())
-        },
-    )
-    .await;
+    r.launches_suspended().await;
     // The launches already under way when it tripped (replacements of the abandons
     // decided at the same time) are decided; after the suspension, nothing is launched.
     let launched = r.launches_of("2").await;
@@ -574,19 +579,7 @@ async fn the_breaker_trips_when_ec2_has_already_dropped_the_abandoned_instances_
     r.new_version().await;
     r.scale_out_on_version_2().await;
 
-    eventually(
-        "the breaker suspends launches",
-        Duration::from_secs(120),
-        || async {
-            r.group()
-                .await
-                .suspended_processes()
-                .iter()
-                .any(|p| p.process_name() == Some("Launch"))
-                .then_some(())
-        },
-    )
-    .await;
+    r.launches_suspended().await;
     let halted = r.events.details("Rollout Halted").await;
     assert_eq!(halted.len(), 1, "the breaker trips once: {halted:#?}");
     assert!(

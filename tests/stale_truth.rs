@@ -140,36 +140,29 @@ async fn a_hand_over_delivered_late_twice_and_retried_completes_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_internal_error_of_the_load_balancer_is_neither_a_failed_round_nor_a_configuration_error()
  {
-    let world = World::build(WorldSpec {
-        validation: Some(TargetGroupSpec::new("shop-web-validation")),
-        ..WorldSpec::default()
-    })
-    .await;
-    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
-    let arn = world.validation_arn.clone().unwrap();
-    // Three answers `unavailable / Elb.InternalError`, then three `unhealthy /
-    // Elb.InternalError`: more than the unhealthy threshold of either.
-    world.post(
-        "/_launch_gate/target-health",
-        &json!({"target_group_arn": arn, "state": "unavailable", "count": 3}),
-    );
+    // Three answers `<state> / Elb.InternalError` for the validation target group: more
+    // than the unhealthy threshold. The healthy instance is continued all the same.
+    for state in ["unavailable", "unhealthy"] {
+        let world = World::build(WorldSpec {
+            validation: Some(TargetGroupSpec::new("shop-web-validation")),
+            ..WorldSpec::default()
+        })
+        .await;
+        let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
+        let arn = world.validation_arn.clone().unwrap();
+        world.post(
+            "/_launch_gate/target-health",
+            &json!({"target_group_arn": arn, "state": state, "count": 3}),
+        );
 
-    let record = world.gate_once("launch.json").await;
+        let record = world.gate_once("launch.json").await;
 
-    assert_eq!(record.outcome, Outcome::Completed, "{}", record.reason);
-    assert_eq!(record.result, Some(Continue), "{}", record.reason);
-
-    let world = World::build(WorldSpec {
-        validation: Some(TargetGroupSpec::new("shop-web-validation")),
-        ..WorldSpec::default()
-    })
-    .await;
-    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
-    let arn = world.validation_arn.clone().unwrap();
-    world.post(
-        "/_launch_gate/target-health",
-        &json!({"target_group_arn": arn, "state": "unhealthy", "count": 3}),
-    );
-    let record = world.gate_once("launch.json").await;
-    assert_eq!(record.result, Some(Continue), "{}", record.reason);
+        assert_eq!(
+            record.outcome,
+            Outcome::Completed,
+            "{state}: {}",
+            record.reason
+        );
+        assert_eq!(record.result, Some(Continue), "{state}: {}", record.reason);
+    }
 }
