@@ -22,10 +22,28 @@ Both settings can change at runtime (`settings`); `pending_seconds` applies to i
 launched afterwards, `terminated_tags_seconds` to every terminated instance from then on.
 `settle()` makes the changes due; the emulator calls it before each API call and from its
 timer thread, so answers are exact to the request, not to the tick.
+
+Two changes to one instance, for the emulator's test controls:
+
+* `age(instance, seconds)` moves its `LaunchTime` that many seconds back;
+* `make_ipv6_only(instance, address)` makes it an instance of an IPv6-only subnet
+  (docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html,
+  docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-naming.html): no IPv4 address,
+  private or public, on the instance or its network interfaces, the IPv4 address going
+  back to the subnet; `Ipv6Address` (the instance's, which boto3 and the Rust SDK's
+  `Instance::ipv6_address()` read) and the primary interface's first `Ipv6Addresses` entry
+  the given address; `PrivateDnsName` the resource name (`i-....ec2.internal` in
+  us-east-1, `i-....REGION.compute.internal` elsewhere), the only hostname type AWS allows
+  there. moto 5.2 has no XML template for DescribeInstances: it serializes the models, so
+  the instance gets an `ipv6_address` attribute (moto has none) and its interfaces lose
+  `private_ip_address`, `private_ip_addresses` and `public_ip`; `Instance.private_dns_name`
+  is patched to give the resource name to an instance without an IPv4 address (moto's
+  would fail on it).
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -136,7 +154,65 @@ def settle(now: float | None = None) -> list[Any]:
     return flipped
 
 
+# --- test controls: one instance older, or IPv6-only ---------------------------------------
+
+
+def find_instance(instance_id: str) -> Any | None:
+    """The EC2 instance of that id, in any account and region."""
+    for _account, regions in list(ec2_backends.items()):
+        for _region, backend in list(regions.items()):
+            for instance in backend.all_instances():
+                if instance.id == instance_id:
+                    return instance
+    return None
+
+
+def age(instance: Any, seconds: float) -> None:
+    """Moves the instance's `LaunchTime` `seconds` back."""
+    instance.launch_time = instance.launch_time - datetime.timedelta(seconds=seconds)
+
+
+def _resource_name(instance: Any) -> str:
+    """The resource-based hostname AWS gives an instance (the only one in an IPv6-only subnet)."""
+    if instance.region_name == "us-east-1":
+        return f"{instance.id}.ec2.internal"
+    return f"{instance.id}.{instance.region_name}.compute.internal"
+
+
+def make_ipv6_only(instance: Any, address: str) -> None:
+    """Makes the instance IPv6-only at `address`: no IPv4 address on it or its interfaces."""
+    subnet = None
+    if instance.subnet_id:
+        try:
+            subnet = instance.ec2_backend.get_subnet(instance.subnet_id)
+        except Exception:  # noqa: BLE001 - subnet gone: no address to give back
+            subnet = None
+    for ip in list(instance._private_ips):
+        if subnet is not None:
+            subnet.del_subnet_ip(ip)
+        instance._private_ips.discard(ip)
+    for index, nic in sorted(instance.nics.items()):
+        nic.private_ip_address = None
+        nic.private_ip_addresses = []
+        nic.public_ip = None
+        nic.private_dns_name = _resource_name(instance) if index == 0 else None
+        if index == 0:
+            nic.ipv6_addresses = [address] + [a for a in nic.ipv6_addresses if a != address]
+    instance.ipv6_address = address
+
+
+_original_private_dns_name = Instance.private_dns_name
+
+
+def _private_dns_name(self: Any) -> str:
+    """moto's IP-based name, or the resource name for an instance without an IPv4 address."""
+    if self.private_ip is None:
+        return _resource_name(self)
+    return _original_private_dns_name.fget(self)
+
+
 def install() -> None:
     """Patches moto's EC2 instances. Idempotent."""
     InstanceBackend.run_instances = _run_instances
     Instance.terminate = _terminate
+    Instance.private_dns_name = property(_private_dns_name)

@@ -71,7 +71,22 @@ state, see target_health.py; `count` to 1, -1: until `DELETE /_launch_gate/targe
 `POST /_launch_gate/warm-pool-launch` with `{"group": NAME}` launches one instance into
 the group's warm pool and answers `{"InstanceId", "LifecycleState",
 "LifecycleActionTokens"}` (400 when the group has no warm pool, 404 when there is no such
-group).
+group);
+`POST /_launch_gate/age` with `{"instance_id": ID, "seconds": N}` makes the instance look
+as if it had launched N seconds ago: its EC2 `LaunchTime` and, for each of its lifecycle
+actions, the start and the global timeout's deadline move N seconds back (the hook's
+global timeout, min(48 h, 100 x HeartbeatTimeout) from the start, ends N seconds sooner,
+and then the timer thread applies `DefaultResult`, `EndedBy` `GlobalTimeout`), while the
+heartbeat timer is left as it is (as if a heartbeat had just been recorded); answers
+`{"InstanceId", "LaunchTime", "LifecycleActions"}` (400 unless N is a number >= 0, 404
+for an unknown instance);
+`POST /_launch_gate/ipv6-only` with `{"instance_id": ID, "ipv6": "::1"}` makes the
+instance IPv6-only, as in an IPv6-only subnet: DescribeInstances shows no
+`PrivateIpAddress` (nor any IPv4 address on its network interfaces), and `Ipv6Address`
+and `NetworkInterfaces[0].Ipv6Addresses[0].Ipv6Address` the given address (`ipv6`
+defaults to `::1`; see ec2_instances.py); answers `{"InstanceId", "Ipv6Address"}` (400
+unless `ipv6` is a loopback IPv6 address, as the gate may connect to it; 404 for an
+unknown instance).
 
 Run: `python launch_gate_emulator.py --host 127.0.0.1 --port 0`; it prints
 `launch-gate-emulator listening on http://HOST:PORT` once it accepts requests. Options:
@@ -84,6 +99,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
+import ipaddress
 import json
 import re
 import sys
@@ -716,8 +732,68 @@ def _find_group(name: str) -> Any | None:
     return None
 
 
+def _all_actions() -> list[LifecycleAction]:
+    """Every lifecycle action, in any account and region."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    return [
+        a
+        for regions in list(autoscaling_backends.values())
+        for backend in list(regions.values())
+        for a in getattr(backend, "lifecycle_actions", [])
+    ]
+
+
+def _age(body: dict[str, Any]) -> tuple[str, Any]:
+    """`POST /_launch_gate/age`: the instance launched `seconds` earlier; (status, answer)."""
+    instance_id = body.get("instance_id", "")
+    try:
+        seconds = float(body["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return "400 Bad Request", {"error": "seconds must be a number"}
+    if not seconds >= 0 or seconds == float("inf"):
+        return "400 Bad Request", {"error": "seconds must be >= 0"}
+    with _lock:
+        instance = ec2_instances.find_instance(instance_id)
+        if instance is None:
+            return "404 Not Found", {"error": f"no instance {instance_id}"}
+        ec2_instances.age(instance, seconds)
+        actions = [a for a in _all_actions() if a.instance_id == instance_id]
+        for action in actions:
+            # The global timeout counts from the start; the heartbeat timer is left alone.
+            action.started -= seconds
+            action.global_deadline -= seconds
+        return "200 OK", {
+            "InstanceId": instance_id,
+            "LaunchTime": instance.launch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "LifecycleActions": [a.view() for a in actions],
+        }
+
+
+def _ipv6_only(body: dict[str, Any]) -> tuple[str, Any]:
+    """`POST /_launch_gate/ipv6-only`: the instance IPv6-only at `ipv6`; (status, answer)."""
+    instance_id = body.get("instance_id", "")
+    try:
+        address = ipaddress.IPv6Address(str(body.get("ipv6", "::1")))
+    except ValueError as err:
+        return "400 Bad Request", {"error": str(err)}
+    if not address.is_loopback:
+        return "400 Bad Request", {"error": f"{address} is not a loopback address (::1)"}
+    with _lock:
+        instance = ec2_instances.find_instance(instance_id)
+        if instance is None:
+            return "404 Not Found", {"error": f"no instance {instance_id}"}
+        ec2_instances.make_ipv6_only(instance, str(address))
+        return "200 OK", {"InstanceId": instance_id, "Ipv6Address": str(address)}
+
+
 def _control(environ: dict[str, Any], start_response: Any, path: str, method: str) -> list[bytes] | None:
-    """The controls added after the first ones: settings, target health, warm pool launches."""
+    """The controls added after the first ones: settings, target health, warm pool launches,
+    age, IPv6-only."""
+    if path == "/_launch_gate/age" and method == "POST":
+        return _json(start_response, *_age(_body(environ)))
+    if path == "/_launch_gate/ipv6-only" and method == "POST":
+        return _json(start_response, *_ipv6_only(_body(environ)))
     if path == "/_launch_gate/settings" and method == "GET":
         return _json(start_response, "200 OK", _settings_view())
     if path == "/_launch_gate/settings" and method == "POST":

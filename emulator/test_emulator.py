@@ -591,6 +591,90 @@ class DefaultEmulatorTest(EmulatorTestCase):
         self.assertEqual(self.asg_instance(lone), [])
         self.delete_group(group)
 
+    # --- 9: an instance launched long ago ---
+
+    def test_age_ends_the_action_by_global_timeout(self) -> None:
+        # HeartbeatTimeout 30: global timeout 3000 s, 5 s left after 2995 s of age.
+        group = self.group(heartbeat=30)
+        action = self.pending_action(group)
+        instance_id, token = action["EC2InstanceId"], action["LifecycleActionToken"]
+        status, body = self.control("POST", "/_launch_gate/age", {"instance_id": instance_id, "seconds": 2995})
+        aged_at = time.time()
+        self.assertEqual(status, 200)
+        self.assertEqual(body["InstanceId"], instance_id)
+        self.assertEqual([a["LifecycleActionToken"] for a in body["LifecycleActions"]], [token])
+        self.assertTrue(body["LifecycleActions"][0]["Pending"])
+        self.assertEqual(body["LifecycleActions"][0]["Heartbeats"], [])
+        launched = self.instance(instance_id)["LaunchTime"].timestamp()
+        self.assertAlmostEqual(launched, aged_at - 2995, delta=5)
+
+        def ended() -> dict[str, Any] | None:
+            found = next(a for a in self.actions(group) if a["LifecycleActionToken"] == token)
+            return None if found["Pending"] else found
+
+        done = eventually(ended, timeout=8, what="the global timeout")
+        self.assertLess(time.time() - aged_at, 7)
+        self.assertEqual((done["Result"], done["EndedBy"]), ("ABANDON", "GlobalTimeout"))
+        self.assertEqual(self.instance(instance_id)["State"]["Name"], "terminated")
+        self.delete_group(group)
+
+    def test_age_leaves_the_heartbeat_timer(self) -> None:
+        # 100 s of age with a 30 s heartbeat (global timeout 3000 s): nothing ends.
+        group = self.group(heartbeat=30)
+        action = self.pending_action(group)
+        status, body = self.control(
+            "POST", "/_launch_gate/age", {"instance_id": action["EC2InstanceId"], "seconds": 100})
+        self.assertEqual(status, 200)
+        time.sleep(0.6)  # timer ticks
+        [still] = [a for a in self.actions(group) if a["LifecycleActionToken"] == action["LifecycleActionToken"]]
+        self.assertTrue(still["Pending"])
+        self.assertEqual(still["Started"], body["LifecycleActions"][0]["Started"])
+        self.assertLess(still["Started"], action["Started"])
+        self.delete_group(group)
+
+    def test_age_of_unknown_instance_or_bad_seconds(self) -> None:
+        status, _ = self.control("POST", "/_launch_gate/age", {"instance_id": "i-0000000000000000", "seconds": 1})
+        self.assertEqual(status, 404)
+        lone = self.run_instance()["InstanceId"]
+        for seconds in (None, "soon", -1):
+            status, _ = self.control("POST", "/_launch_gate/age", {"instance_id": lone, "seconds": seconds})
+            self.assertEqual(status, 400)
+        # No lifecycle action: only the launch time moves.
+        before = self.instance(lone)["LaunchTime"].timestamp()
+        status, body = self.control("POST", "/_launch_gate/age", {"instance_id": lone, "seconds": 60})
+        self.assertEqual((status, body["LifecycleActions"]), (200, []))
+        self.assertAlmostEqual(self.instance(lone)["LaunchTime"].timestamp(), before - 60, delta=1)
+
+    # --- 10: IPv6-only instances ---
+
+    def test_ipv6_only_instance(self) -> None:
+        instance_id = self.run_instance()["InstanceId"]
+        other = self.run_instance()["InstanceId"]
+        status, body = self.control("POST", "/_launch_gate/ipv6-only", {"instance_id": instance_id, "ipv6": "::1"})
+        self.assertEqual((status, body), (200, {"InstanceId": instance_id, "Ipv6Address": "::1"}))
+        described = self.instance(instance_id)
+        self.assertNotIn("PrivateIpAddress", described)
+        self.assertNotIn("PublicIpAddress", described)
+        self.assertEqual(described["Ipv6Address"], "::1")
+        self.assertEqual(described["PrivateDnsName"], f"{instance_id}.ec2.internal")
+        nic = described["NetworkInterfaces"][0]
+        self.assertEqual(nic["Ipv6Addresses"][0]["Ipv6Address"], "::1")
+        self.assertNotIn("PrivateIpAddress", nic)
+        self.assertEqual([a for a in nic.get("PrivateIpAddresses", []) if "PrivateIpAddress" in a], [])
+        # Other instances keep their IPv4 address and have no IPv6 one.
+        untouched = self.instance(other)
+        self.assertTrue(untouched["PrivateIpAddress"].startswith("127.0.1."))
+        self.assertNotIn("Ipv6Address", untouched)
+
+    def test_ipv6_only_refusals(self) -> None:
+        status, _ = self.control("POST", "/_launch_gate/ipv6-only", {"instance_id": "i-0000000000000000", "ipv6": "::1"})
+        self.assertEqual(status, 404)
+        instance_id = self.run_instance()["InstanceId"]
+        for address in ("2001:db8::1", "127.0.0.1", "nonsense"):
+            status, _ = self.control("POST", "/_launch_gate/ipv6-only", {"instance_id": instance_id, "ipv6": address})
+            self.assertEqual(status, 400, address)
+        self.assertTrue(self.instance(instance_id)["PrivateIpAddress"].startswith("127.0.1."))
+
 
 class CommandLineOptionsTest(EmulatorTestCase):
     """`--pending-seconds` and `--terminated-tags-seconds` on the command line."""

@@ -622,7 +622,8 @@ impl GateConfig {
     pub fn host_for(&self, ip: std::net::IpAddr) -> String {
         self.host_header
             .clone()
-            .unwrap_or_else(|| format!("{ip}:{}", self.health_port))
+            // `[addr]:port` for IPv6, as a Host header writes it.
+            .unwrap_or_else(|| std::net::SocketAddr::new(ip, self.health_port).to_string())
     }
 }
 

@@ -521,9 +521,24 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         // The instance is registered in the validation target group for the wait only:
         // whatever happens next, it is deregistered before the action is completed.
         if let Some(v) = &targets.validation {
-            self.aws
+            match self
+                .aws
                 .register_target(&v.settings.arn, &action.instance_id, v.port)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                // Nothing was registered: a configuration error, not an outage to retry.
+                Err(e) if e.is_access_denied() => {
+                    record.reason = format!(
+                        "configuration error: the function's role may not register targets in the validation target group {} ({}). Fix: name it in the template's ValidationTargetGroupArn (the role's RegisterTargets and DeregisterTargets are scoped to it), or remove validation_target_group_arn from the hook's metadata; the lifecycle action is left to the hook's DefaultResult",
+                        v.settings.name,
+                        e.code.as_deref().unwrap_or("AccessDenied")
+                    );
+                    error!(instance_id = %action.instance_id, reason = %record.reason, "validation target group out of the role's reach");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
             if let Some(r) = record.validation.as_mut() {
                 r.registered = true;
             }
@@ -1485,11 +1500,7 @@ mod tests {
             detail: &Value,
         ) -> Result<(), AwsError> {
             if self.events_fail {
-                return Err(AwsError {
-                    operation: "PutEvents",
-                    message: "InternalFailure".into(),
-                    source: Box::new(std::io::Error::other("down")),
-                });
+                return Err(AwsError::local("PutEvents", "InternalFailure"));
             }
             self.events
                 .lock()
@@ -1585,11 +1596,7 @@ mod tests {
         async fn suspend_launch(&self, _: &str) -> Result<(), AwsError> {
             self.called("SuspendProcesses");
             if self.suspend_fails {
-                return Err(AwsError {
-                    operation: "SuspendProcesses",
-                    message: "AccessDenied".into(),
-                    source: Box::new(std::io::Error::other("denied")),
-                });
+                return Err(AwsError::local("SuspendProcesses", "AccessDenied"));
             }
             Ok(())
         }
@@ -1636,11 +1643,7 @@ mod tests {
 
     impl crate::aws::Continuations for FakeAws {
         async fn continue_in_new_invocation(&self, _: &Value) -> Result<(), AwsError> {
-            Err(AwsError {
-                operation: "Invoke",
-                message: "no function in these tests".into(),
-                source: Box::new(std::io::Error::other("no function")),
-            })
+            Err(AwsError::local("Invoke", "no function in these tests"))
         }
     }
 

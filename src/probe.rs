@@ -136,7 +136,7 @@ impl ProbeRequest {
             ip,
             port,
             path: tg.health_check_path.clone(),
-            host: format!("{ip}:{port}"),
+            host: SocketAddr::new(ip, port).to_string(),
             timeout: tg.health_check_timeout,
             body_limit,
             matcher,

@@ -165,3 +165,53 @@ async fn a_tampered_continuation_is_rejected() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_global_timeout_cuts_the_wait_and_the_gate_decides_before_it() {
+    // HeartbeatTimeout 30 s: the global timeout is 100 x 30 = 3000 s after the launch. The
+    // instance launched 2980 s ago, so 20 s are left, far less than max_wait and the grace
+    // period: the gate ends its wait 10 s before the global timeout, and decides itself.
+    let port = free_port();
+    let mut metadata = common::fast_settings(port);
+    metadata["grace_period_seconds"] = json!(600);
+    metadata["max_wait_seconds"] = json!(600);
+    let world = World::with_metadata(port, Some(metadata.to_string()), 30).await;
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
+    world.post(
+        "/_launch_gate/age",
+        &json!({"instance_id": world.instance_id, "seconds": 2980}),
+    );
+    let hook = SdkAws::new(&world.sdk);
+    let settings = launch_gate::aws::LifecycleActions::describe_lifecycle_hook(
+        &hook,
+        &world.group,
+        "launch-gate",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(settings.global_timeout, Duration::from_secs(3000));
+
+    let record = world.gate_once("launch.json").await;
+
+    assert_eq!(
+        (record.outcome, record.result),
+        (Outcome::Completed, Some(Abandon)),
+        "{}",
+        record.reason
+    );
+    assert!(
+        matches!(
+            record.abandon_reason,
+            Some(launch_gate::policy::AbandonReason::DeadlineExceeded { .. })
+        ),
+        "{:?}",
+        record.abandon_reason
+    );
+    assert!(
+        record.time_to_decision_ms < 15_000,
+        "{}",
+        record.time_to_decision_ms
+    );
+    assert_eq!(world.action_now()["EndedBy"], "CompleteLifecycleAction");
+}

@@ -274,3 +274,25 @@ async fn heartbeats_keep_a_long_wait_alive() {
         record.heartbeats
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipv6_only_instance_is_probed_on_its_ipv6_address() {
+    // An instance in an IPv6-only subnet has no private IPv4 address: the gate probes its
+    // IPv6 address, with the Host header the load balancer sends (`[addr]:port`).
+    let world = World::new(json!({})).await;
+    world.post(
+        "/_launch_gate/ipv6-only",
+        &json!({"instance_id": world.instance_id, "ipv6": "::1"}),
+    );
+    let ip: std::net::IpAddr = "::1".parse().unwrap();
+    let _app = DjangoApp::start(ip, world.port, AppSetup::default());
+
+    let record = world.gate_once("launch.json").await;
+
+    assert_eq!(record.result, Some(Continue), "{}", record.reason);
+    assert_eq!(record.private_ip.as_deref(), Some("::1"));
+    assert_eq!(
+        record.host_header.as_deref(),
+        Some(format!("[::1]:{}", world.port).as_str())
+    );
+}

@@ -395,3 +395,28 @@ async fn validation_target_group_without_a_listener_is_a_configuration_error() {
     assert_eq!(world.calls()["RegisterTargets"], json!(null));
     world.assert_still_held().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_validation_target_group_out_of_the_roles_reach_is_a_configuration_error() {
+    // The hook names a validation target group the function's role may not register in
+    // (its IAM is scoped to the template's ValidationTargetGroupArn): AWS answers
+    // AccessDenied, nothing is registered, and the gate says what to fix.
+    let world = World::build(with_validation()).await;
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
+    world.inject_fault_with("RegisterTargets", 403, "AccessDenied", -1);
+
+    let record = world.gate_once("launch.json").await;
+
+    assert_eq!(record.outcome, Outcome::HandedOff, "{}", record.reason);
+    assert!(
+        record.reason.contains("may not register targets")
+            && record.reason.contains("ValidationTargetGroupArn"),
+        "{}",
+        record.reason
+    );
+    assert_eq!(record.probe_count, 0);
+    let calls = world.calls();
+    assert_eq!(calls["RegisterTargets"], 1, "not retried: {calls}");
+    assert!(calls.get("DeregisterTargets").is_none(), "{calls}");
+    world.assert_still_held().await;
+}

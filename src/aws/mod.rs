@@ -39,7 +39,8 @@ impl LifecycleActionResult {
 pub struct InstanceInfo {
     /// `State.Name`: `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
     pub state: String,
-    /// `PrivateIpAddress`, absent before the network interface is attached.
+    /// `PrivateIpAddress`, absent before the network interface is attached; for an
+    /// IPv6-only instance, its `Ipv6Address`.
     pub private_ip: Option<IpAddr>,
     /// The Auto Scaling group, from the instance's `aws:autoscaling:groupName` tag.
     pub group_name: Option<String>,
@@ -168,9 +169,32 @@ pub struct AwsError {
     pub operation: &'static str,
     /// The error and its causes, as the SDK renders them.
     pub message: String,
+    /// AWS's error code, when AWS answered one (`AccessDenied`, `Throttling`, ...).
+    pub code: Option<String>,
     /// The SDK error.
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl AwsError {
+    /// An error that is not an answer from AWS (a missing setting, a rejected entry).
+    pub fn local(operation: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            operation,
+            code: None,
+            source: Box::new(std::io::Error::other(message.clone())),
+            message,
+        }
+    }
+
+    /// True when AWS refused the call for want of permission (`AccessDenied`,
+    /// `AccessDeniedException`, `UnauthorizedOperation`).
+    pub fn is_access_denied(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("AccessDenied") || c == "UnauthorizedOperation")
+    }
 }
 
 /// EC2 instances: `DescribeInstances`.

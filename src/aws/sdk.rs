@@ -19,11 +19,12 @@ const NO_ACTIVE_ACTION: &str = "No active Lifecycle Action found";
 
 fn aws_error<E>(operation: &'static str, err: E) -> AwsError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     AwsError {
         operation,
         message: DisplayErrorContext(&err).to_string(),
+        code: err.code().map(str::to_owned),
         source: Box::new(err),
     }
 }
@@ -111,12 +112,10 @@ impl Continuations for SdkAws {
         payload: &serde_json::Value,
     ) -> Result<(), AwsError> {
         let Some(name) = &self.function_name else {
-            return Err(AwsError {
-                operation: "Invoke",
-                message: "the function's own name is unknown (AWS_LAMBDA_FUNCTION_NAME is not set)"
-                    .into(),
-                source: Box::new(std::io::Error::other("no function name")),
-            });
+            return Err(AwsError::local(
+                "Invoke",
+                "the function's own name is unknown (AWS_LAMBDA_FUNCTION_NAME is not set)",
+            ));
         };
         self.lambda
             .invoke()
@@ -294,8 +293,10 @@ fn instance_info(instance: &aws_sdk_ec2::types::Instance) -> InstanceInfo {
             .state()
             .and_then(|s| s.name())
             .map_or_else(|| "unknown".to_owned(), |n| n.as_str().to_owned()),
+        // An IPv6-only instance (an IPv6-only subnet) has no private IPv4 address.
         private_ip: instance
             .private_ip_address()
+            .or(instance.ipv6_address())
             .and_then(|ip| ip.parse::<IpAddr>().ok()),
         group_name: tag("aws:autoscaling:groupName"),
         claimed_until: tag(super::CLAIM_TAG).and_then(|v| v.parse().ok()),
@@ -671,11 +672,10 @@ impl Events for SdkAws {
                     .and_then(|e| e.error_message())
                     .unwrap_or("no message")
             );
-            return Err(AwsError {
-                operation: "PutEvents",
-                message: format!("the event was rejected: {why}"),
-                source: Box::new(std::io::Error::other(why)),
-            });
+            return Err(AwsError::local(
+                "PutEvents",
+                format!("the event was rejected: {why}"),
+            ));
         }
         Ok(())
     }

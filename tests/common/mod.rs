@@ -853,12 +853,16 @@ impl DjangoApp {
         }
         let mut cmd = app.command(&python());
         cmd.args(["-m", "gunicorn", "shop.wsgi", "--workers", "1", "--bind"])
-            .arg(format!("{ip}:{port}"))
+            .arg(std::net::SocketAddr::new(ip, port).to_string())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         cmd.env(
             "DJANGO_ALLOWED_HOSTS",
-            setup.allowed_hosts.unwrap_or_else(|| ip.to_string()),
+            // Django matches an IPv6 Host by its bracketed form.
+            setup.allowed_hosts.unwrap_or_else(|| match ip {
+                IpAddr::V4(_) => ip.to_string(),
+                IpAddr::V6(_) => format!("[{ip}]"),
+            }),
         );
         if !setup.secret_key {
             cmd.env_remove("DJANGO_SECRET_KEY");
