@@ -41,6 +41,7 @@ use crate::aws::{
     ScalingActivity,
 };
 use crate::config::{BreakerAction, GateConfig};
+use crate::time::{epoch_seconds, rfc3339};
 
 /// How long the gate whose `ABANDON` reached the threshold has to trip the breaker before
 /// a later gate does it instead (seconds): more than the breaker's own time budget.
@@ -208,14 +209,6 @@ pub fn resume_command(group_name: &str) -> String {
     )
 }
 
-/// RFC 3339 of seconds since the Unix epoch.
-pub fn rfc3339(epoch_seconds: u64) -> String {
-    use aws_sdk_autoscaling::primitives::{DateTime, DateTimeFormat};
-    DateTime::from_secs(i64::try_from(epoch_seconds).unwrap_or(i64::MAX))
-        .fmt(DateTimeFormat::DateTime)
-        .unwrap_or_default()
-}
-
 /// Counts the `ABANDON`s of `release` in `group_name` after the gate abandoned
 /// `instance_id`, and trips the breaker when they reach the threshold. `None` when the
 /// breaker is off.
@@ -229,7 +222,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
     if config.breaker_action == BreakerAction::Off {
         return None;
     }
-    let now = crate::record::epoch_seconds();
+    let now = epoch_seconds();
     let window_start = now.saturating_sub(config.breaker_window.as_secs());
     let mut record = BreakerRecord {
         action: config.breaker_action,
@@ -556,10 +549,5 @@ mod tests {
         ] {
             assert_eq!(Trip::parse(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn times_are_rfc3339() {
-        assert_eq!(rfc3339(1_795_251_600), "2026-11-21T09:00:00Z");
     }
 }

@@ -12,6 +12,7 @@
 //! - [`policy`]: probe samples and time -> [`policy::Verdict`]. Pure.
 //! - [`diagnosis`]: a failed probe -> cause code, summary and fix. Pure.
 //! - [`probe`]: the HTTP probe with ELB semantics (Host, no redirects, timeout, body limit). Network I/O.
+//! - [`time`]: the epoch, RFC 3339, instants of epoch times, the invocation deadline, durations.
 //! - [`text`]: bounded text: what comes from an app, an event or AWS, clipped. Pure.
 //! - [`admission`]: Auto Scaling asked whether it holds a claimed lifecycle action, before anything is done.
 //! - [`aws`]: ports to EC2 and Auto Scaling, named by capability, and their SDK adapters.
@@ -38,3 +39,4 @@ pub mod publish;
 pub mod record;
 pub mod rollout;
 pub mod text;
+pub mod time;

@@ -13,6 +13,7 @@ use crate::diagnosis::Diagnosis;
 use crate::event::{Delivery, LifecycleAction, Location};
 use crate::policy::AbandonReason;
 use crate::probe::{ProbeError, ProbeOutcome};
+use crate::time::epoch_millis;
 
 /// The `record` field of every decision record, to filter on in CloudWatch Logs Insights.
 pub const RECORD_TYPE: &str = "launch-gate.decision";
@@ -270,18 +271,6 @@ pub struct DecisionRecord {
 
 /// The CloudWatch namespace of the gate's metrics.
 pub const METRIC_NAMESPACE: &str = "LaunchGate";
-
-/// Milliseconds since the Unix epoch, now (0 before 1970).
-pub fn epoch_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Seconds since the Unix epoch, now (0 before 1970).
-pub fn epoch_seconds() -> u64 {
-    epoch_millis() / 1000
-}
 
 /// How many probes a record keeps.
 pub const MAX_PROBES_KEPT: usize = 200;

@@ -12,8 +12,6 @@
 //!
 //! [`assess`] is pure; the SDK reads are in [`crate::aws::sdk`].
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::aws::{InstanceInfo, LaunchTemplateVersion};
@@ -124,7 +122,7 @@ pub fn assess(
         return Progress::Halted {
             reason: format!(
                 "the launch-loop breaker tripped for this release at {} on the ABANDON of {} (the Rollout Halted event says what it did, and the decision events why each instance was abandoned)",
-                crate::breaker::rfc3339(trip.at),
+                crate::time::rfc3339(trip.at),
                 trip.instance_id
             ),
         };
@@ -162,31 +160,6 @@ pub fn assess(
     } else {
         Progress::Waiting { passed, expected }
     }
-}
-
-/// A duration given as `30m`, `90s`, `1h` or a number of seconds.
-///
-/// # Errors
-/// The text, when it is none of these or is zero.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: use 90s, 30m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{text:?} is not a duration: use 90s, 30m or 1h")),
-    };
-    if secs == 0 {
-        return Err(format!("{text:?}: the duration must be more than zero"));
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -307,16 +280,5 @@ mod tests {
             assess(Some(&lt("2")), 0, None, None, &s),
             Progress::Waiting { .. }
         ));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        for bad in ["", "m", "0", "10d", "-5m", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// A hand-over payload as a forger writes it: well formed, every field chosen.
 fn forged_continuation(action: Value) -> Value {
-    let now_ms = launch_gate::record::epoch_millis();
+    let now_ms = launch_gate::time::epoch_millis();
     json!({"launch-gate-continuation": {
         "version": 1,
         "action": action,

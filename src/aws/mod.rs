@@ -3,6 +3,8 @@
 //! hand-written fakes, and the end-to-end tests pass the SDK adapter pointed at the AWS
 //! emulator.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod sdk;
 
 use std::future::Future;

@@ -4,8 +4,9 @@
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
-use launch_gate::gate::{Gate, GateError, invocation_deadline};
+use launch_gate::gate::{Gate, GateError};
 use launch_gate::probe::HttpProber;
+use launch_gate::time::invocation_deadline;
 use serde_json::Value;
 
 /// An invocation error, reported to Lambda with a stable `errorType`.

@@ -22,7 +22,8 @@ use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
 use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
-use launch_gate::rollout::{Progress, TemplateSpec, assess, parse_duration};
+use launch_gate::rollout::{Progress, TemplateSpec, assess};
+use launch_gate::time::parse_duration;
 use serde::Serialize;
 use serde_json::json;
 
@@ -354,7 +355,7 @@ async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
         json: args.json,
         start: tokio::time::Instant::now(),
     };
-    let started = launch_gate::record::epoch_seconds();
+    let started = launch_gate::time::epoch_seconds();
     let config_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
     let (first, template) = aws
         .rollout_snapshot(&args.group)

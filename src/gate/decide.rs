@@ -1,0 +1,167 @@
+//! One lifecycle action from admission to completion, stage by stage: admit, settings,
+//! claim, resolve, target groups, wait, complete (or hand over).
+
+use super::*;
+
+impl<P: Prober, A: Aws> Gate<P, A> {
+    /// Admits the action (Auto Scaling confirms it), then resolves, probes and decides.
+    /// `start` is when this gate started; for a hand-over it is moved back to the first
+    /// invocation's start, bounded by the instance's launch time.
+    pub(super) async fn run(
+        &self,
+        claimed: &LifecycleAction,
+        resume: Option<&Continuation>,
+        deadline: Option<Instant>,
+        start: &mut Instant,
+        record: &mut DecisionRecord,
+    ) -> Result<(), GateError> {
+        let admitted = match admission::admit(&self.aws, claimed).await? {
+            Admission::Admitted(a) => a,
+            Admission::Refused { outcome, reason } => {
+                record.outcome = outcome;
+                record.reason = reason;
+                return Ok(());
+            }
+        };
+        record.heartbeats += 1;
+        let Admitted { action, hook } = *admitted;
+        let action = &action;
+        record.destination = action.destination;
+        record.hook = Some(hook.clone());
+        let config = match self
+            .config
+            .with_metadata(action.notification_metadata.as_deref())
+        {
+            Ok(c) => c,
+            Err(e) => {
+                record.reason = format!(
+                    "the hook's settings are rejected: {e}; the lifecycle action is left to the hook's DefaultResult"
+                );
+                return Ok(());
+            }
+        };
+        record.mode = Some(config.mode);
+        record.settings = Some(config.clone());
+        self.claim(action, &hook).await;
+
+        if action.is_warm_pool_entry() && config.warm_pool_launch == WarmPoolLaunch::Continue {
+            let reason = "a launch into the warm pool (Auto Scaling says Warmed:Pending:Wait): the instance is stopped right after, so it is gated when it leaves the pool".to_owned();
+            return self
+                .complete(
+                    action,
+                    record,
+                    LifecycleActionResult::Continue,
+                    LifecycleActionResult::Continue,
+                    reason,
+                )
+                .await;
+        }
+
+        let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(*start));
+        let mut clock = Clock::new(*start, &config, &hook);
+        let Some(instance) = self.resolve(action, record, &mut clock, handoff_at).await? else {
+            return Ok(());
+        };
+        // The wait is bounded by AWS's facts: the action started when the instance
+        // launched, and a hand-over's start is no earlier than that, nor later than now.
+        let launched = instance
+            .launched_at
+            .map(|s| instant_of(s.saturating_mul(1000)));
+        if let Some(c) = resume {
+            let claimed_start = instant_of(c.started_at_ms).min(Instant::now());
+            *start = launched.map_or(claimed_start, |l| claimed_start.max(l));
+        }
+        clock.bound(*start, &config, &hook, launched);
+        let Some(ip) = instance.private_ip else {
+            return Ok(());
+        };
+        let deep = ProbeRequest::deep_health(&config, ip);
+        record.private_ip = Some(ip.to_string());
+        record.target = Some(deep.url());
+        record.host_header = Some(deep.host.clone());
+
+        let Some(targets) = self.target_groups(action, &config, ip, record).await? else {
+            return Ok(());
+        };
+        let mut checks = vec![Check {
+            label: CheckLabel::DeepHealth,
+            request: deep,
+        }];
+        checks.extend(targets.checks);
+
+        let start = *start;
+        let policy = HealthPolicy {
+            healthy_threshold: config.healthy_threshold,
+            unhealthy_threshold: config.unhealthy_threshold,
+            grace_period: config.grace_period,
+            deadline: clock.wait_deadline.saturating_duration_since(start),
+        };
+        let handoff_at = match &targets.validation {
+            Some(_) => handoff_at.map(|h| h.checked_sub(VALIDATION_RESERVE).unwrap_or(start)),
+            None => handoff_at,
+        };
+        let wait = Wait {
+            action,
+            config: &config,
+            policy,
+            start,
+            handoff_at,
+            checks: &checks,
+            validation: targets.validation.as_ref(),
+        };
+
+        // The instance is registered in the validation target group for the wait only:
+        // whatever happens next, it is deregistered before the action is completed.
+        if let Some(v) = &targets.validation {
+            match self
+                .aws
+                .register_target(&v.settings.arn, &action.instance_id, v.port)
+                .await
+            {
+                Ok(()) => {}
+                // Nothing was registered: a configuration error, not an outage to retry.
+                Err(e) if e.is_access_denied() => {
+                    record.reason = format!(
+                        "configuration error: the function's role may not register targets in the validation target group {} ({}). Fix: name it in the template's ValidationTargetGroupArn (the role's RegisterTargets and DeregisterTargets are scoped to it), or remove validation_target_group_arn from the hook's metadata; the lifecycle action is left to the hook's DefaultResult",
+                        v.settings.name,
+                        e.code.as_deref().unwrap_or("AccessDenied")
+                    );
+                    error!(instance_id = %action.instance_id, reason = %record.reason, "validation target group out of the role's reach");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(r) = record.validation.as_mut() {
+                r.registered = true;
+            }
+        }
+        let waited = self.wait(&wait, record, &mut clock).await;
+        if let Some(v) = &targets.validation {
+            let deregistered = self
+                .aws
+                .deregister_target(&v.settings.arn, &action.instance_id, v.port)
+                .await;
+            if let Some(r) = record.validation.as_mut() {
+                r.deregistered = deregistered.is_ok();
+            }
+            if let Err(e) = deregistered {
+                error!(instance_id = %action.instance_id, error = %e, "could not deregister the instance from the validation target group");
+                if waited.is_ok() {
+                    return Err(e.into());
+                }
+            }
+        }
+        let (verdict, reason) = match waited? {
+            WaitEnd::Verdict(verdict, reason) => (verdict, reason),
+            WaitEnd::Stopped => return Ok(()),
+            WaitEnd::InvocationEnding => {
+                return self.hand_over(action, record, &clock, start, &hook).await;
+            }
+        };
+        let sent = match config.mode {
+            Mode::Enforce => verdict,
+            Mode::Shadow => LifecycleActionResult::Continue,
+        };
+        self.complete(action, record, verdict, sent, reason).await
+    }
+}

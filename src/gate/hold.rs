@@ -1,0 +1,227 @@
+//! The Auto Scaling lifecycle action as a hold: its heartbeat, the claim tag, the hand-over
+//! to a fresh invocation, and its completion (learning what AWS did when an answer is lost).
+
+use super::*;
+
+impl<P: Prober, A: Aws> Gate<P, A> {
+    /// Records a heartbeat when one is due. False when the action has ended (the gate stops).
+    pub(super) async fn heartbeat_if_due(
+        &self,
+        action: &LifecycleAction,
+        record: &mut DecisionRecord,
+        clock: &mut Clock,
+        now: Instant,
+    ) -> bool {
+        if now < clock.next_heartbeat {
+            return true;
+        }
+        match self.aws.record_heartbeat(action).await {
+            Ok(ActionAnswer::Accepted) => {
+                record.heartbeats += 1;
+                clock.next_heartbeat = Instant::now() + clock.heartbeat_every;
+                if let Some(hook) = record.hook.clone() {
+                    self.claim(action, &hook).await;
+                }
+                true
+            }
+            Ok(ActionAnswer::NoActiveAction { message, .. }) => {
+                record.outcome = Outcome::AlreadyDecided;
+                record.reason =
+                    format!("the lifecycle action ended while the gate waited ({message})");
+                false
+            }
+            Err(e) => {
+                // The next try comes at the next probe; the heartbeat timeout leaves room for several.
+                warn!(instance_id = %action.instance_id, error = %e, "heartbeat failed; will retry");
+                clock.next_heartbeat = Instant::now() + Duration::from_secs(5);
+                true
+            }
+        }
+    }
+
+    /// Hands the wait to a fresh invocation of the gate (an asynchronous `Invoke` of its
+    /// own function with the state), since this one is about to end; or, when that is not
+    /// possible, leaves the action to the hook's `DefaultResult`, saying so. The payload
+    /// names the action and carries the start and counts for the record; the next
+    /// invocation admits the action afresh and probes its own rounds.
+    pub(super) async fn hand_over(
+        &self,
+        action: &LifecycleAction,
+        record: &mut DecisionRecord,
+        clock: &Clock,
+        start: Instant,
+        hook: &HookSettings,
+    ) -> Result<(), GateError> {
+        let now = Instant::now();
+        let mut handed = action.clone();
+        handed.delivery = event::Delivery::Continuation;
+        let continuation = Continuation {
+            version: event::CONTINUATION_VERSION,
+            action: handed,
+            started_at_ms: epoch_millis()
+                .saturating_sub(now.saturating_duration_since(start).as_millis() as u64),
+            probe_count: record.probe_count,
+            heartbeats: record.heartbeats,
+            hop: record.hop + 1,
+            wait_deadline_ms: None,
+            next_heartbeat_ms: None,
+            samples: None,
+        };
+        let payload = serde_json::json!({ event::CONTINUATION_KEY: continuation });
+        match self.aws.continue_in_new_invocation(&payload).await {
+            Ok(()) => {
+                record.outcome = Outcome::Continued;
+                record.reason = format!(
+                    "the Lambda invocation ends before a verdict (after {} probes); the wait goes on in a new invocation (hop {}), until {} s after the gate started",
+                    record.probe_count,
+                    record.hop + 1,
+                    whole_seconds(clock.wait_deadline.saturating_duration_since(start))
+                );
+                info!(instance_id = %action.instance_id, hop = record.hop + 1, "handed the wait over to a new invocation");
+            }
+            Err(e) => {
+                record.outcome = Outcome::HandedOff;
+                record.reason = format!(
+                    "the Lambda invocation ends before a verdict (after {} probes) and the wait could not be handed to a new invocation ({e}); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
+                    record.probe_count, hook.default_result
+                );
+                warn!(instance_id = %action.instance_id, error = %e, "handing off to the hook's DefaultResult: the invocation is about to time out");
+            }
+        }
+        Ok(())
+    }
+
+    /// Tags the instance as worked on until the next heartbeat is overdue, so the sweep
+    /// leaves it alone. A failure is logged and changes nothing else.
+    pub(super) async fn claim(&self, action: &LifecycleAction, hook: &HookSettings) {
+        let until = epoch_seconds() + hook.heartbeat_timeout.as_secs();
+        if let Err(e) = self.aws.claim(&action.instance_id, until).await {
+            warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance as claimed; a sweep may gate it too");
+        }
+    }
+
+    pub(super) async fn complete(
+        &self,
+        action: &LifecycleAction,
+        record: &mut DecisionRecord,
+        verdict: LifecycleActionResult,
+        sent: LifecycleActionResult,
+        reason: String,
+    ) -> Result<(), GateError> {
+        record.verdict = Some(verdict);
+        record.result = Some(sent);
+        record.reason = if verdict == sent {
+            reason
+        } else {
+            format!(
+                "shadow mode: would have sent {}: {reason}",
+                verdict.as_str()
+            )
+        };
+        let answer = self.aws.complete(action, sent).await?;
+        if let ActionAnswer::NoActiveAction { message, retried } = answer {
+            // Someone else ended the action; or, when the SDK retried our call, an
+            // earlier attempt took effect and its answer was lost: ask Auto Scaling.
+            let seen = if retried {
+                self.took_effect(action, sent).await
+            } else {
+                None
+            };
+            match seen {
+                Some(seen) => {
+                    record.outcome = Outcome::Completed;
+                    record.reason = format!(
+                        "{}; AWS answered \"{}\" to a retried completion, and {seen}: the completion took effect",
+                        record.reason,
+                        crate::text::clip(&message, 200)
+                    );
+                }
+                None => {
+                    record.outcome = Outcome::AlreadyDecided;
+                    record.reason = format!(
+                        "{}; not completed: the action had already ended ({})",
+                        record.reason,
+                        crate::text::clip(&message, 200)
+                    );
+                    return Ok(());
+                }
+            }
+        } else {
+            record.outcome = Outcome::Completed;
+        }
+        // Only a completion Auto Scaling accepted is written on the instance, so a
+        // duplicate that lost the race never overwrites the decision that stands.
+        // `launch-gate rollout` reads it. A failure is logged and changes nothing else.
+        let mut decision = sent.as_str().to_owned();
+        if let Some(c) = &record.cause {
+            decision.push_str(&format!(" cause={}", c.code));
+        }
+        if verdict != sent {
+            decision.push_str(&format!(" shadow-verdict={}", verdict.as_str()));
+        }
+        if let Err(e) = self.aws.tag_decision(&action.instance_id, &decision).await {
+            warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance with the decision");
+        }
+        Ok(())
+    }
+
+    /// After `No active Lifecycle Action found` to our completion: what Auto Scaling shows
+    /// when `sent` took effect, or `None`. `ABANDON` took effect when the instance's launch
+    /// activity says its action with our token "was abandoned: Lifecycle Action Completed
+    /// with ABANDON Result"; `CONTINUE` when the instance has gone on to `Pending:Proceed`
+    /// or `InService` (by our completion, or by another invocation's identical one).
+    pub(super) async fn took_effect(
+        &self,
+        action: &LifecycleAction,
+        sent: LifecycleActionResult,
+    ) -> Option<String> {
+        match sent {
+            LifecycleActionResult::Continue => {
+                let member = self
+                    .aws
+                    .describe_group_member(&action.instance_id)
+                    .await
+                    .ok()
+                    .flatten()?;
+                matches!(
+                    member.lifecycle_state.as_str(),
+                    "Pending:Proceed"
+                        | "InService"
+                        | "Warmed:Pending:Proceed"
+                        | "Warmed:Stopped"
+                        | "Warmed:Running"
+                        | "Warmed:Hibernated"
+                )
+                .then(|| {
+                    format!(
+                        "Auto Scaling says the instance is {}",
+                        member.lifecycle_state
+                    )
+                })
+            }
+            LifecycleActionResult::Abandon => {
+                let token = action.token.as_deref()?;
+                let since = epoch_seconds().saturating_sub(3600);
+                let activities = self
+                    .aws
+                    .scaling_activities(&action.group_name, since)
+                    .await
+                    .ok()?;
+                activities
+                    .iter()
+                    .find(|a| {
+                        a.description.contains(&action.instance_id)
+                            && a.status_message.as_deref().is_some_and(|m| {
+                                m.contains(token) && m.contains(breaker::ABANDON_COMPLETED)
+                            })
+                    })
+                    .map(|a| {
+                        format!(
+                            "the scaling activity {} says it was abandoned by a completion",
+                            a.id
+                        )
+                    })
+            }
+        }
+    }
+}

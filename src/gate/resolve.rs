@@ -1,0 +1,75 @@
+//! The instance as EC2 describes it: running, with a private IP that is never link-local.
+
+use super::*;
+
+impl<P: Prober, A: Aws> Gate<P, A> {
+    /// Waits for EC2 to report the instance with a private IP; the instance as EC2 then
+    /// describes it (`private_ip` set). `None` when the gate ends here.
+    pub(super) async fn resolve(
+        &self,
+        action: &LifecycleAction,
+        record: &mut DecisionRecord,
+        clock: &mut Clock,
+        handoff_at: Option<Instant>,
+    ) -> Result<Option<InstanceInfo>, GateError> {
+        let give_up = Instant::now() + RESOLVE_WAIT;
+        loop {
+            let now = Instant::now();
+            if !self.heartbeat_if_due(action, record, clock, now).await {
+                return Ok(None);
+            }
+            match self.aws.describe_instance(&action.instance_id).await? {
+                Some(info) if info.is_gone() => {
+                    record.outcome = Outcome::InstanceGone;
+                    record.reason = format!("the instance is {}: nothing to complete", info.state);
+                    return Ok(None);
+                }
+                Some(InstanceInfo {
+                    private_ip: Some(ip),
+                    ..
+                }) if is_link_local(ip) => {
+                    // The metadata service and other link-local services live there: never
+                    // a target, whatever EC2 or an event says.
+                    record.reason = format!(
+                        "refusing to probe {ip}, a link-local address; the lifecycle action is left to the hook's DefaultResult"
+                    );
+                    error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
+                    return Ok(None);
+                }
+                // Running, not only addressed: EC2 gives a private IP while the instance is
+                // still `pending`, and ELB refuses to register a target that is not running.
+                Some(info) if info.private_ip.is_some() && info.state == "running" => {
+                    record.launch_template = info.launch_template.clone();
+                    return Ok(Some(info));
+                }
+                other => {
+                    let what = match &other {
+                        Some(i) if i.private_ip.is_some() => "is still pending",
+                        Some(_) => "has no private IP yet",
+                        None => "is not known to EC2 yet",
+                    };
+                    let next = Instant::now() + Duration::from_secs(2);
+                    if next > give_up
+                        || handoff_at.is_some_and(|h| next > h)
+                        || next > clock.wait_deadline
+                    {
+                        record.reason = format!(
+                            "the instance {what} after {} s; the lifecycle action is left to the hook's DefaultResult",
+                            RESOLVE_WAIT.as_secs()
+                        );
+                        return Ok(None);
+                    }
+                    sleep_until(next).await;
+                }
+            }
+        }
+    }
+}
+
+/// 169.254.0.0/16 and fe80::/10.
+pub(super) fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}

@@ -1,0 +1,296 @@
+//! The wait: rounds of checks until a verdict, the thresholds, the grace period and the
+//! wait's end; the causes of a failed round.
+
+use super::*;
+
+impl<P: Prober, A: Aws> Gate<P, A> {
+    /// Probes in rounds until a verdict. `None` when the gate stops without one (the
+    /// action ended, a configuration error, the invocation about to end), with the record
+    /// saying why.
+    pub(super) async fn wait(
+        &self,
+        w: &Wait<'_>,
+        record: &mut DecisionRecord,
+        clock: &mut Clock,
+    ) -> Result<WaitEnd, GateError> {
+        let start = w.start;
+        // Only rounds probed by this invocation count: a hand-over's rounds are a claim.
+        let mut samples = Vec::new();
+        let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
+        let mut next_probe = Instant::now();
+        let mut last_instance_check: Option<Instant> = None;
+        // The longest a round's checks take: no round starts that the hand-off would cut.
+        let probe_time = w
+            .checks
+            .iter()
+            .map(|c| c.request.timeout)
+            .max()
+            .unwrap_or_default();
+        let verdict = loop {
+            let now = Instant::now();
+            if now >= clock.wait_deadline {
+                break evaluate(&w.policy, &samples, now - start);
+            }
+            if !self.heartbeat_if_due(w.action, record, clock, now).await {
+                return Ok(WaitEnd::Stopped);
+            }
+            if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
+                return Ok(WaitEnd::InvocationEnding);
+            }
+            if now >= next_probe {
+                let round = self.round(w, record, now - start).await?;
+                match round {
+                    Round::Passed => samples.push(ProbeSample {
+                        at: now - start,
+                        passed: true,
+                    }),
+                    Round::Failed {
+                        diagnosis,
+                        failure,
+                        also,
+                    } => {
+                        samples.push(ProbeSample {
+                            at: now - start,
+                            passed: false,
+                        });
+                        last_failure = Some((diagnosis, failure, also));
+                        // A failing instance may be one that is going away: look, at most
+                        // every INSTANCE_RECHECK, and stop if it is.
+                        if last_instance_check.is_none_or(|t| now - t >= INSTANCE_RECHECK) {
+                            last_instance_check = Some(now);
+                            let info = self.aws.describe_instance(&w.action.instance_id).await?;
+                            if info.as_ref().is_none_or(|i| i.is_gone()) {
+                                record.outcome = Outcome::InstanceGone;
+                                record.reason = format!(
+                                    "the instance is {} while the gate waits: nothing to complete",
+                                    info.map_or_else(
+                                        || "no longer known to EC2".to_owned(),
+                                        |i| i.state
+                                    )
+                                );
+                                return Ok(WaitEnd::Stopped);
+                            }
+                        }
+                    }
+                    Round::Undetermined => {}
+                    Round::ConfigurationError(why) => {
+                        record.reason = format!(
+                            "{why}; the lifecycle action is left to the hook's DefaultResult"
+                        );
+                        error!(instance_id = %w.action.instance_id, reason = %record.reason, "configuration error");
+                        return Ok(WaitEnd::Stopped);
+                    }
+                }
+                let verdict = evaluate(&w.policy, &samples, Instant::now() - start);
+                if verdict != Verdict::Pending {
+                    break verdict;
+                }
+                next_probe = (next_probe + w.config.interval).max(now);
+            }
+            let mut wake = next_probe
+                .min(clock.wait_deadline)
+                .min(clock.next_heartbeat);
+            if let Some(h) = w.handoff_at {
+                wake = wake.min(h.checked_sub(probe_time).unwrap_or(now));
+            }
+            sleep_until(wake.max(Instant::now())).await;
+        };
+        let (result, reason) = match verdict {
+            Verdict::Continue => (
+                LifecycleActionResult::Continue,
+                format!(
+                    "{} consecutive rounds passed: the deep health check{}",
+                    w.config.healthy_threshold,
+                    match (w.checks.len() - 1, w.validation) {
+                        (0, None) => String::new(),
+                        (n, None) => format!(
+                            " and {n} target group health check{}",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                        (n, Some(v)) => format!(
+                            "{} and the load balancer's own check in the validation target group {}",
+                            if n == 0 {
+                                String::new()
+                            } else {
+                                format!(
+                                    ", {n} target group health check{}",
+                                    if n == 1 { "" } else { "s" }
+                                )
+                            },
+                            v.settings.name
+                        ),
+                    }
+                ),
+            ),
+            Verdict::Abandon(why) => {
+                let reason = match why {
+                    AbandonReason::UnhealthyThreshold {
+                        consecutive_failures,
+                    } => {
+                        format!(
+                            "{consecutive_failures} consecutive rounds failed after the grace period"
+                        )
+                    }
+                    AbandonReason::DeadlineExceeded { .. } => format!(
+                        "no {} consecutive passing rounds within {} s",
+                        w.config.healthy_threshold,
+                        whole_seconds(clock.wait_deadline - start)
+                    ),
+                };
+                record.abandon_reason = Some(why);
+                let (cause, failure, also) =
+                    last_failure.map_or((None, None, Vec::new()), |(c, f, a)| (c, Some(f), a));
+                let mut reason = match &cause {
+                    Some(c) => format!("{reason}: {}. Fix: {}", c.summary, c.fix),
+                    None => reason,
+                };
+                if !also.is_empty() {
+                    reason.push_str(&format!(" Also failing: {}.", also.join("; ")));
+                }
+                record.cause = cause;
+                record.last_failure = failure;
+                (LifecycleActionResult::Abandon, reason)
+            }
+            Verdict::Pending => unreachable!("the loop breaks only on a verdict"),
+        };
+        Ok(WaitEnd::Verdict(result, reason))
+    }
+
+    /// One round: every check at once, and one `DescribeTargetHealth` of the validation
+    /// target group. When several fail, the cause is a target group's failure (the load
+    /// balancer's view) before the deep health check's; the others are listed.
+    pub(super) async fn round(
+        &self,
+        w: &Wait<'_>,
+        record: &mut DecisionRecord,
+        at: Duration,
+    ) -> Result<Round, GateError> {
+        let outcomes = join_all(w.checks.iter().map(|c| self.prober.probe(&c.request))).await;
+        // (priority, cause, failure, what failed): target groups 0, validation 1, deep 2
+        let mut failures: Vec<(u8, Option<Diagnosis>, LastFailure, String)> = Vec::new();
+        for (check, outcome) in w.checks.iter().zip(&outcomes) {
+            record.push_probe(ProbeRecord {
+                check: check.label.to_string(),
+                at_ms: at.as_millis() as u64,
+                status: outcome.status,
+                passed: outcome.passed,
+                latency_ms: outcome.latency_ms,
+                error: outcome.error.clone(),
+            });
+            if let CheckLabel::TargetGroup(name) = &check.label
+                && let Some(tg) = record.target_groups.iter_mut().find(|t| &t.name == name)
+            {
+                tg.observe(outcome);
+            }
+            if outcome.passed {
+                continue;
+            }
+            let seen = outcome.answer();
+            let (priority, diagnosis, what) = match &check.label {
+                CheckLabel::DeepHealth => (
+                    2,
+                    diagnose(&check.request, outcome),
+                    format!("the deep health check ({seen})"),
+                ),
+                CheckLabel::TargetGroup(name) => (
+                    0,
+                    diagnose_target_group(name, &check.request, outcome),
+                    format!("target group {name} ({seen})"),
+                ),
+            };
+            failures.push((priority, diagnosis, LastFailure::of(outcome), what));
+        }
+        if let Some(v) = w.validation {
+            let health = self
+                .aws
+                .describe_target_health(&v.settings.arn, &w.action.instance_id, v.port)
+                .await?;
+            if let Some(r) = record.validation.as_mut() {
+                r.observe(&health);
+            }
+            let verbatim = health.to_string();
+            match (health.state.as_str(), health.reason.as_deref()) {
+                ("healthy", _) => {}
+                ("initial", _) if failures.is_empty() => return Ok(Round::Undetermined),
+                ("initial", _) => {}
+                // AWS's own transient fault (`unavailable` or `unhealthy` with
+                // Elb.InternalError): neither a configuration error nor a failed round.
+                (_, Some("Elb.InternalError")) if failures.is_empty() => {
+                    warn!(instance_id = %w.action.instance_id, health = %verbatim, "the load balancer reports an internal error; the round counts neither way");
+                    return Ok(Round::Undetermined);
+                }
+                (_, Some("Elb.InternalError")) => {}
+                ("unused", Some("Target.NotInUse")) => {
+                    return Ok(Round::ConfigurationError(format!(
+                        "configuration error: the validation target group {} reports unused / Target.NotInUse: no listener forwards to it, or the instance's Availability Zone is not enabled on the load balancer. Fix: attach it to a listener rule and enable the Availability Zone",
+                        v.settings.name
+                    )));
+                }
+                ("unavailable", _) => {
+                    return Ok(Round::ConfigurationError(format!(
+                        "configuration error: the validation target group {} reports unavailable: its health checks are disabled",
+                        v.settings.name
+                    )));
+                }
+                _ => failures.push((
+                    1,
+                    diagnose_target_health(&v.settings.name, &health, &v.request),
+                    LastFailure {
+                        status: None,
+                        location: None,
+                        body_snippet: verbatim.clone(),
+                    },
+                    format!("validation target group {} ({verbatim})", v.settings.name),
+                )),
+            }
+        }
+        failures.sort_by_key(|f| f.0);
+        let mut failures = failures.into_iter();
+        Ok(match failures.next() {
+            None => Round::Passed,
+            Some((_, diagnosis, failure, _)) => Round::Failed {
+                diagnosis,
+                failure,
+                also: failures.map(|f| f.3).collect(),
+            },
+        })
+    }
+}
+
+/// How the waiting loop ended.
+pub(super) enum WaitEnd {
+    /// A verdict, and why.
+    Verdict(LifecycleActionResult, String),
+    /// Stopped without one; the record says why.
+    Stopped,
+    /// The invocation is about to end before a verdict.
+    InvocationEnding,
+}
+
+/// What the waiting loop works with.
+pub(super) struct Wait<'a> {
+    pub(super) action: &'a LifecycleAction,
+    pub(super) config: &'a GateConfig,
+    pub(super) policy: HealthPolicy,
+    pub(super) start: Instant,
+    pub(super) handoff_at: Option<Instant>,
+    pub(super) checks: &'a [Check],
+    pub(super) validation: Option<&'a Validation>,
+}
+
+/// The result of one round of checks.
+pub(super) enum Round {
+    /// Every check passed, and the load balancer reports the validation target healthy.
+    Passed,
+    /// A check failed: the cause of the failure that explains most, and what else failed.
+    Failed {
+        diagnosis: Option<Diagnosis>,
+        failure: LastFailure,
+        also: Vec<String>,
+    },
+    /// The checks passed and the load balancer is still in its initial checks: the
+    /// round counts neither way.
+    Undetermined,
+    /// The validation target group cannot give a verdict as configured.
+    ConfigurationError(String),
+}
