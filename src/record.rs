@@ -276,6 +276,13 @@ pub const METRIC_NAMESPACE: &str = "LaunchGate";
 pub const MAX_PROBES_KEPT: usize = 200;
 
 impl DecisionRecord {
+    /// Leaves the action to the hook's `DefaultResult`, deliberately: the outcome
+    /// [`Outcome::HandedOff`], and `why` with what happens next as the reason.
+    pub fn hand_off(&mut self, why: impl std::fmt::Display) {
+        self.outcome = Outcome::HandedOff;
+        self.reason = format!("{why}; the lifecycle action is left to the hook's DefaultResult");
+    }
+
     /// A record for `action`, to be filled in as the gate works.
     pub fn new(action: &LifecycleAction) -> Self {
         Self {

@@ -14,41 +14,13 @@
 
 use serde::Serialize;
 
-use crate::aws::{InstanceInfo, LaunchTemplateVersion};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::aws::{AwsError, GroupSnapshot, InstanceInfo, LaunchTemplateVersion, RolloutReads};
+pub use crate::aws::{RefreshView, TemplateSpec};
 use crate::breaker::Trip;
-
-/// A launch template as a group or an instance refresh names it: `LaunchTemplate`, or a
-/// `MixedInstancesPolicy`'s `LaunchTemplateSpecification`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TemplateSpec {
-    /// `LaunchTemplateId`.
-    pub id: Option<String>,
-    /// `LaunchTemplateName`.
-    pub name: Option<String>,
-    /// `Version`: a number, `$Latest` or `$Default` (absent means `$Default`).
-    pub version: Option<String>,
-}
-
-/// One instance refresh, from `DescribeInstanceRefreshes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RefreshView {
-    /// `InstanceRefreshId`.
-    pub id: String,
-    /// `Status`: `Pending`, `InProgress`, `Successful`, `Failed`, `Cancelling`,
-    /// `Cancelled`, `RollbackInProgress`, `RollbackFailed`, `RollbackSuccessful`, `Baking`.
-    pub status: String,
-    /// `StatusReason`.
-    pub status_reason: Option<String>,
-    /// The launch template of its `DesiredConfiguration`, as given when it was started.
-    pub desired: Option<TemplateSpec>,
-}
-
-impl RefreshView {
-    /// Whether it still works toward its desired configuration.
-    pub fn is_rolling_out(&self) -> bool {
-        matches!(self.status.as_str(), "Pending" | "InProgress" | "Baking")
-    }
-}
 
 /// What the step reads of the group at each poll.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +38,20 @@ pub struct Snapshot {
     /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag
     /// (terminated ones for about an hour).
     pub instances: Vec<(String, InstanceInfo)>,
+}
+
+impl From<GroupSnapshot> for Snapshot {
+    /// The group as AWS showed it, with the breaker's tag read as a trip.
+    fn from(g: GroupSnapshot) -> Self {
+        Self {
+            desired_capacity: g.desired_capacity,
+            in_service: g.in_service,
+            suspended_processes: g.suspended_processes,
+            trip: g.breaker_tag.as_deref().and_then(Trip::parse),
+            refresh: g.refresh,
+            instances: g.instances,
+        }
+    }
 }
 
 /// Where a rollout stands.
@@ -159,6 +145,222 @@ pub fn assess(
         Progress::Succeeded { passed, expected }
     } else {
         Progress::Waiting { passed, expected }
+    }
+}
+
+/// What `launch-gate rollout` is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRequest {
+    /// The Auto Scaling group.
+    pub group: String,
+    /// In-service instances of the release that must pass the gate (default: the group's
+    /// desired capacity).
+    pub expect: Option<u32>,
+    /// How long to wait in all.
+    pub timeout: Duration,
+    /// The release: this numbered version of the group's launch template (default: the
+    /// version an instance refresh in progress deploys, else the group's).
+    pub launch_template_version: Option<u32>,
+    /// Time between two looks at the group.
+    pub poll_interval: Duration,
+}
+
+/// Where the step's lines go: each has a kind (`start`, `decision`, `progress`,
+/// `warning`, `end`), a sentence, and fields for a JSON reader.
+pub trait Report {
+    /// One line.
+    fn line(&mut self, kind: &str, text: &str, fields: serde_json::Value);
+}
+
+/// Why the step could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The request does not fit the group (no such group, no launch template, an unknown
+    /// version): a usage or configuration error.
+    #[error("{0}")]
+    Usage(String),
+    /// AWS could not be read at the start, after the SDK's retries.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// Runs the step: fixes the release, then looks at the group every `poll_interval` and
+/// reports each decision as it appears, until the rollout succeeds (`true`), or is
+/// halted, fails or times out (`false`). A failed look after the start is reported as a
+/// warning and tried again.
+///
+/// # Errors
+/// [`RolloutError::Usage`] when the request does not fit the group;
+/// [`RolloutError::Aws`] when AWS cannot be read at the start.
+pub async fn run<R: RolloutReads>(
+    reads: &R,
+    args: &RolloutRequest,
+    report: &mut impl Report,
+) -> Result<bool, RolloutError> {
+    let start = Instant::now();
+    let started = crate::time::epoch_seconds();
+    let (first, template) = reads.rollout_snapshot(&args.group).await?.ok_or_else(|| {
+        RolloutError::Usage(format!(
+            "the Auto Scaling group {} does not exist",
+            args.group
+        ))
+    })?;
+    let refresh = first.refresh.clone().filter(|r| r.is_rolling_out());
+    // The release: the one asked for, else the one a refresh in progress deploys, else the
+    // group's.
+    let (spec, from) = match (&args.launch_template_version, &refresh, &template) {
+        (Some(v), _, Some(t)) => (
+            Some(TemplateSpec {
+                version: Some(v.to_string()),
+                ..t.clone()
+            }),
+            "--launch-template-version".to_owned(),
+        ),
+        (Some(_), _, None) => {
+            return Err(RolloutError::Usage(format!(
+                "--launch-template-version: the group {} has no launch template",
+                args.group
+            )));
+        }
+        (None, Some(r), _) if r.desired.is_some() => (
+            r.desired.clone(),
+            format!("the desired configuration of instance refresh {}", r.id),
+        ),
+        (None, _, t) => (t.clone(), "the group's launch template".to_owned()),
+    };
+    let release = match &spec {
+        Some(t) => Some(
+            reads
+                .resolve_launch_template(t, t.version.as_deref())
+                .await?
+                .ok_or_else(|| {
+                    RolloutError::Usage(format!(
+                        "EC2 does not know the launch template {}",
+                        t.id.as_deref().or(t.name.as_deref()).unwrap_or("?")
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let refresh_id = refresh.as_ref().map(|r| r.id.clone());
+    let what = release.as_ref().map_or_else(
+        || "any launch configuration".to_owned(),
+        |r| format!("launch template {r} (from {from})"),
+    );
+    report.line(
+        "start",
+        &format!(
+            "rollout of {}: release {what}; waiting for {} in-service instances that pass the gate{}, at most {} s",
+            args.group,
+            args.expect.unwrap_or(first.desired_capacity).max(1),
+            if args.expect.is_some() { "" } else { " (the desired capacity)" },
+            args.timeout.as_secs()
+        ),
+        serde_json::json!({"group": args.group, "launch_template": release, "instance_refresh": refresh_id}),
+    );
+
+    let mut printed: Vec<(String, String)> = Vec::new();
+    let mut last: Option<Progress> = None;
+    let mut snapshot = Some(Snapshot::from(first));
+    loop {
+        let snap = match snapshot.take() {
+            Some(s) => Some(s),
+            None => match reads.rollout_snapshot(&args.group).await {
+                Ok(Some((s, _))) => Some(Snapshot::from(s)),
+                Ok(None) => {
+                    report.line(
+                        "end",
+                        &format!("rollout failed: the group {} was deleted", args.group),
+                        serde_json::json!({"status": "failed"}),
+                    );
+                    return Ok(false);
+                }
+                Err(e) => {
+                    report.line(
+                        "warning",
+                        &format!("{e}; looking again"),
+                        serde_json::json!({}),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(snap) = snap {
+            for (id, info) in &snap.instances {
+                let Some(decision) = &info.decision else {
+                    continue;
+                };
+                if release.is_some() && info.launch_template != release {
+                    continue;
+                }
+                if printed.iter().any(|(i, d)| i == id && d == decision) {
+                    continue;
+                }
+                printed.push((id.clone(), decision.clone()));
+                report.line(
+                    "decision",
+                    &format!("{id} {decision}"),
+                    serde_json::json!({"instance_id": id, "decision": decision, "launch_template": info.launch_template}),
+                );
+            }
+            let progress = assess(
+                release.as_ref(),
+                started,
+                refresh_id.as_deref(),
+                args.expect,
+                &snap,
+            );
+            match &progress {
+                Progress::Waiting { passed, expected } => {
+                    if last.as_ref() != Some(&progress) {
+                        report.line(
+                            "progress",
+                            &format!("{passed} of {expected} in service and passed the gate"),
+                            serde_json::json!({"passed": passed, "expected": expected}),
+                        );
+                    }
+                }
+                Progress::Succeeded { passed, expected } => {
+                    report.line(
+                        "end",
+                        &format!("rollout succeeded: {passed} of {expected} in service and passed the gate"),
+                        serde_json::json!({"status": "succeeded", "passed": passed, "expected": expected}),
+                    );
+                    return Ok(true);
+                }
+                Progress::Halted { reason } | Progress::Failed { reason } => {
+                    let status = if matches!(progress, Progress::Halted { .. }) {
+                        "halted"
+                    } else {
+                        "failed"
+                    };
+                    report.line(
+                        "end",
+                        &format!("rollout {status}: {reason}"),
+                        serde_json::json!({"status": status}),
+                    );
+                    return Ok(false);
+                }
+            }
+            last = Some(progress);
+        }
+        let left = args.timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            let passed = match &last {
+                Some(Progress::Waiting { passed, expected }) => format!("{passed} of {expected}"),
+                _ => "none".to_owned(),
+            };
+            report.line(
+                "end",
+                &format!(
+                    "rollout timed out after {} s: {passed} in service and passed the gate",
+                    args.timeout.as_secs()
+                ),
+                serde_json::json!({"status": "timed_out"}),
+            );
+            return Ok(false);
+        }
+        tokio::time::sleep(args.poll_interval.min(left)).await;
     }
 }
 
@@ -280,5 +482,149 @@ mod tests {
             assess(Some(&lt("2")), 0, None, None, &s),
             Progress::Waiting { .. }
         ));
+    }
+
+    /// The group as a scripted series of looks (the last one repeats), with launch
+    /// template `lt-1` named by the group at version `2`.
+    struct FakeReads(std::sync::Mutex<Vec<GroupSnapshot>>);
+
+    impl RolloutReads for FakeReads {
+        async fn rollout_snapshot(
+            &self,
+            _: &str,
+        ) -> Result<Option<(GroupSnapshot, Option<TemplateSpec>)>, AwsError> {
+            let mut looks = self.0.lock().unwrap();
+            if looks.is_empty() {
+                return Ok(None);
+            }
+            let look = if looks.len() > 1 {
+                looks.remove(0)
+            } else {
+                looks[0].clone()
+            };
+            let template = TemplateSpec {
+                id: Some("lt-1".into()),
+                name: None,
+                version: Some("2".into()),
+            };
+            Ok(Some((look, Some(template))))
+        }
+
+        async fn resolve_launch_template(
+            &self,
+            _: &TemplateSpec,
+            version: Option<&str>,
+        ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
+            Ok(Some(lt(version.unwrap_or("2"))))
+        }
+    }
+
+    #[derive(Default)]
+    struct Lines(Vec<(String, String)>);
+
+    impl Report for Lines {
+        fn line(&mut self, kind: &str, text: &str, _: serde_json::Value) {
+            self.0.push((kind.to_owned(), text.to_owned()));
+        }
+    }
+
+    fn request() -> RolloutRequest {
+        RolloutRequest {
+            group: "shop-web".into(),
+            expect: None,
+            timeout: Duration::from_secs(60),
+            launch_template_version: None,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+
+    fn look(in_service: &[&str], instances: Vec<(String, InstanceInfo)>) -> GroupSnapshot {
+        GroupSnapshot {
+            desired_capacity: 2,
+            in_service: in_service.iter().map(|s| (*s).to_owned()).collect(),
+            instances,
+            ..GroupSnapshot::default()
+        }
+    }
+
+    // Paused time: the polls run in virtual time, without waiting.
+    #[tokio::test(start_paused = true)]
+    async fn the_step_reports_each_decision_once_and_succeeds() {
+        let reads = FakeReads(std::sync::Mutex::new(vec![
+            look(&[], vec![instance("i-1", "2", Some("CONTINUE"))]),
+            look(
+                &["i-1"],
+                vec![
+                    instance("i-1", "2", Some("CONTINUE")),
+                    instance("i-bad", "2", Some("ABANDON cause=host_rejected")),
+                ],
+            ),
+            look(
+                &["i-1", "i-2"],
+                vec![
+                    instance("i-1", "2", Some("CONTINUE")),
+                    instance("i-2", "2", Some("CONTINUE")),
+                    instance("i-old", "1", Some("CONTINUE")),
+                ],
+            ),
+        ]));
+        let mut lines = Lines::default();
+
+        let succeeded = run(&reads, &request(), &mut lines).await.unwrap();
+
+        assert!(succeeded, "{:?}", lines.0);
+        let decisions: Vec<&str> = lines
+            .0
+            .iter()
+            .filter(|(k, _)| k == "decision")
+            .map(|(_, t)| t.as_str())
+            .collect();
+        assert_eq!(
+            decisions,
+            [
+                "i-1 CONTINUE",
+                "i-bad ABANDON cause=host_rejected",
+                "i-2 CONTINUE"
+            ]
+        );
+        let (kind, text) = lines.0.last().unwrap();
+        assert_eq!(kind, "end");
+        assert!(text.starts_with("rollout succeeded: 2 of 2"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trip_of_the_release_halts_the_step() {
+        let mut halted = look(&[], vec![]);
+        halted.breaker_tag = Some(format!("lt-1:2 {} i-bad", crate::time::epoch_seconds()));
+        halted.suspended_processes = vec!["Launch".into()];
+        let reads = FakeReads(std::sync::Mutex::new(vec![look(&[], vec![]), halted]));
+        let mut lines = Lines::default();
+
+        assert!(!run(&reads, &request(), &mut lines).await.unwrap());
+        let (_, text) = lines.0.last().unwrap();
+        assert!(
+            text.starts_with("rollout halted: the launch-loop breaker tripped"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_never_gets_there_times_out() {
+        let reads = FakeReads(std::sync::Mutex::new(vec![look(&[], vec![])]));
+        let mut lines = Lines::default();
+
+        assert!(!run(&reads, &request(), &mut lines).await.unwrap());
+        let (_, text) = lines.0.last().unwrap();
+        assert!(text.starts_with("rollout timed out after 60 s"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_group_is_a_usage_error() {
+        let reads = FakeReads(std::sync::Mutex::new(Vec::new()));
+        let err = run(&reads, &request(), &mut Lines::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RolloutError::Usage(_)), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
     }
 }

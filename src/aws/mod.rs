@@ -503,3 +503,73 @@ impl<T> Aws for T where
     T: LifecycleActions + Instances + AutoScalingGroups + TargetGroups + Continuations + Events
 {
 }
+
+/// A launch template as a group or an instance refresh names it: `LaunchTemplate`, or a
+/// `MixedInstancesPolicy`'s `LaunchTemplateSpecification`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TemplateSpec {
+    /// `LaunchTemplateId`.
+    pub id: Option<String>,
+    /// `LaunchTemplateName`.
+    pub name: Option<String>,
+    /// `Version`: a number, `$Latest` or `$Default` (absent means `$Default`).
+    pub version: Option<String>,
+}
+
+/// One instance refresh, from `DescribeInstanceRefreshes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshView {
+    /// `InstanceRefreshId`.
+    pub id: String,
+    /// `Status`: `Pending`, `InProgress`, `Successful`, `Failed`, `Cancelling`,
+    /// `Cancelled`, `RollbackInProgress`, `RollbackFailed`, `RollbackSuccessful`, `Baking`.
+    pub status: String,
+    /// `StatusReason`.
+    pub status_reason: Option<String>,
+    /// The launch template of its `DesiredConfiguration`, as given when it was started.
+    pub desired: Option<TemplateSpec>,
+}
+
+impl RefreshView {
+    /// Whether it still works toward its desired configuration.
+    pub fn is_rolling_out(&self) -> bool {
+        matches!(self.status.as_str(), "Pending" | "InProgress" | "Baking")
+    }
+}
+
+/// What `launch-gate rollout` reads of a group at each poll, as AWS shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    /// `DesiredCapacity`.
+    pub desired_capacity: u32,
+    /// The group's instances that are `InService`.
+    pub in_service: Vec<String>,
+    /// `SuspendedProcesses`.
+    pub suspended_processes: Vec<String>,
+    /// The group's [`BREAKER_TAG`] tag, verbatim.
+    pub breaker_tag: Option<String>,
+    /// The newest instance refresh.
+    pub refresh: Option<RefreshView>,
+    /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag
+    /// (terminated ones for about an hour, while their tags last).
+    pub instances: Vec<(String, InstanceInfo)>,
+}
+
+/// The reads of `launch-gate rollout`: `DescribeAutoScalingGroups`,
+/// `DescribeInstanceRefreshes`, `DescribeInstances`, `DescribeLaunchTemplates`.
+pub trait RolloutReads: Send + Sync {
+    /// The group's state and the launch template it names; `None` when the group does
+    /// not exist.
+    fn rollout_snapshot(
+        &self,
+        group_name: &str,
+    ) -> impl Future<Output = Result<Option<(GroupSnapshot, Option<TemplateSpec>)>, AwsError>> + Send;
+
+    /// The numbered version `version` (`$Latest`, `$Default`, absent, or a number) of
+    /// `template`; `None` when EC2 does not know the template.
+    fn resolve_launch_template(
+        &self,
+        template: &TemplateSpec,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<Option<LaunchTemplateVersion>, AwsError>> + Send;
+}

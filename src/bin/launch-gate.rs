@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Exit status: `probe`: 0 healthy, 1 unhealthy; `rollout`: 0 the rollout succeeded, 1
-//! halted, failed or timed out; 2 usage or configuration error.
+//! halted, failed or timed out; 2 usage or configuration error; 3 AWS could not be read
+//! (after the SDK's retries).
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -22,7 +23,7 @@ use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
 use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
-use launch_gate::rollout::{Progress, TemplateSpec, assess};
+use launch_gate::rollout::{Report, RolloutError, RolloutRequest};
 use launch_gate::time::parse_duration;
 use serde::Serialize;
 use serde_json::json;
@@ -142,6 +143,8 @@ struct CheckResult {
 enum Failure {
     /// A usage or configuration error: exit 2.
     Config(String),
+    /// AWS could not be read, after the SDK's retries: exit 3.
+    Aws(launch_gate::aws::AwsError),
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -156,6 +159,10 @@ async fn main() -> ExitCode {
         Err(Failure::Config(message)) => {
             eprintln!("launch-gate: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Aws(e)) => {
+            eprintln!("launch-gate: AWS could not be read: {e}");
+            ExitCode::from(3)
         }
     }
 }
@@ -244,7 +251,7 @@ async fn resolve(
     body_limit: usize,
 ) -> Result<(IpAddr, Vec<(String, ProbeRequest)>), Failure> {
     let aws = sdk(region).await;
-    let aws_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
+    let aws_error = Failure::Aws;
     let info = aws
         .describe_instance(instance_id)
         .await
@@ -329,13 +336,13 @@ async fn sdk(region: Option<String>) -> SdkAws {
 }
 
 /// Prints the rollout's lines: text, or one JSON document a line.
-struct Report {
+struct Printer {
     json: bool,
     start: tokio::time::Instant,
 }
 
-impl Report {
-    fn line(&self, kind: &str, text: &str, fields: serde_json::Value) {
+impl Report for Printer {
+    fn line(&mut self, kind: &str, text: &str, fields: serde_json::Value) {
         let elapsed = self.start.elapsed().as_secs();
         if self.json {
             let mut doc = json!({"event": kind, "elapsed_seconds": elapsed, "message": text});
@@ -351,173 +358,21 @@ impl Report {
 
 async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
     let aws = sdk(args.region.clone()).await;
-    let report = Report {
+    let mut report = Printer {
         json: args.json,
         start: tokio::time::Instant::now(),
     };
-    let started = launch_gate::time::epoch_seconds();
-    let config_error = |e: launch_gate::aws::AwsError| Failure::Config(e.to_string());
-    let (first, template) = aws
-        .rollout_snapshot(&args.group)
+    let request = RolloutRequest {
+        group: args.group,
+        expect: args.expect,
+        timeout: args.timeout,
+        launch_template_version: args.launch_template_version,
+        poll_interval: args.poll_interval,
+    };
+    launch_gate::rollout::run(&aws, &request, &mut report)
         .await
-        .map_err(config_error)?
-        .ok_or_else(|| {
-            Failure::Config(format!(
-                "the Auto Scaling group {} does not exist",
-                args.group
-            ))
-        })?;
-    let refresh = first.refresh.clone().filter(|r| r.is_rolling_out());
-    // The release: the one asked for, else the one a refresh in progress deploys, else the
-    // group's.
-    let (spec, from) = match (&args.launch_template_version, &refresh, &template) {
-        (Some(v), _, Some(t)) => (
-            Some(TemplateSpec {
-                version: Some(v.to_string()),
-                ..t.clone()
-            }),
-            "--launch-template-version".to_owned(),
-        ),
-        (Some(_), _, None) => {
-            return Err(Failure::Config(format!(
-                "--launch-template-version: the group {} has no launch template",
-                args.group
-            )));
-        }
-        (None, Some(r), _) if r.desired.is_some() => (
-            r.desired.clone(),
-            format!("the desired configuration of instance refresh {}", r.id),
-        ),
-        (None, _, t) => (t.clone(), "the group's launch template".to_owned()),
-    };
-    let release = match &spec {
-        Some(t) => Some(
-            aws.resolve_launch_template(t, t.version.as_deref())
-                .await
-                .map_err(config_error)?
-                .ok_or_else(|| {
-                    Failure::Config(format!(
-                        "EC2 does not know the launch template {}",
-                        t.id.as_deref().or(t.name.as_deref()).unwrap_or("?")
-                    ))
-                })?,
-        ),
-        None => None,
-    };
-    let refresh_id = refresh.as_ref().map(|r| r.id.clone());
-    let what = release.as_ref().map_or_else(
-        || "any launch configuration".to_owned(),
-        |r| format!("launch template {r} (from {from})"),
-    );
-    report.line(
-        "start",
-        &format!(
-            "rollout of {}: release {what}; waiting for {} in-service instances that pass the gate{}, at most {} s",
-            args.group,
-            args.expect.unwrap_or(first.desired_capacity).max(1),
-            if args.expect.is_some() { "" } else { " (the desired capacity)" },
-            args.timeout.as_secs()
-        ),
-        json!({"group": args.group, "launch_template": release, "instance_refresh": refresh_id}),
-    );
-
-    let mut printed: Vec<(String, String)> = Vec::new();
-    let mut last: Option<Progress> = None;
-    let mut snapshot = Some(first);
-    loop {
-        let snap = match snapshot.take() {
-            Some(s) => Some(s),
-            None => match aws.rollout_snapshot(&args.group).await {
-                Ok(Some((s, _))) => Some(s),
-                Ok(None) => {
-                    report.line(
-                        "end",
-                        &format!("rollout failed: the group {} was deleted", args.group),
-                        json!({"status": "failed"}),
-                    );
-                    return Ok(false);
-                }
-                Err(e) => {
-                    report.line("warning", &format!("{e}; looking again"), json!({}));
-                    None
-                }
-            },
-        };
-        if let Some(snap) = snap {
-            for (id, info) in &snap.instances {
-                let Some(decision) = &info.decision else {
-                    continue;
-                };
-                if release.is_some() && info.launch_template != release {
-                    continue;
-                }
-                if printed.iter().any(|(i, d)| i == id && d == decision) {
-                    continue;
-                }
-                printed.push((id.clone(), decision.clone()));
-                report.line(
-                    "decision",
-                    &format!("{id} {decision}"),
-                    json!({"instance_id": id, "decision": decision, "launch_template": info.launch_template}),
-                );
-            }
-            let progress = assess(
-                release.as_ref(),
-                started,
-                refresh_id.as_deref(),
-                args.expect,
-                &snap,
-            );
-            match &progress {
-                Progress::Waiting { passed, expected } => {
-                    if last.as_ref() != Some(&progress) {
-                        report.line(
-                            "progress",
-                            &format!("{passed} of {expected} in service and passed the gate"),
-                            json!({"passed": passed, "expected": expected}),
-                        );
-                    }
-                }
-                Progress::Succeeded { passed, expected } => {
-                    report.line(
-                        "end",
-                        &format!("rollout succeeded: {passed} of {expected} in service and passed the gate"),
-                        json!({"status": "succeeded", "passed": passed, "expected": expected}),
-                    );
-                    return Ok(true);
-                }
-                Progress::Halted { reason } | Progress::Failed { reason } => {
-                    let status = if matches!(progress, Progress::Halted { .. }) {
-                        "halted"
-                    } else {
-                        "failed"
-                    };
-                    report.line(
-                        "end",
-                        &format!("rollout {status}: {reason}"),
-                        json!({"status": status}),
-                    );
-                    return Ok(false);
-                }
-            }
-            last = Some(progress);
-        }
-        let left = args.timeout.saturating_sub(report.start.elapsed());
-        if left.is_zero() {
-            let passed = match &last {
-                Some(Progress::Waiting { passed, expected }) => format!("{passed} of {expected}"),
-                _ => "none".to_owned(),
-            };
-            report.line(
-                "end",
-                &format!(
-                    "rollout timed out after {} s: {passed} in service and passed the gate",
-                    args.timeout.as_secs()
-                ),
-                json!({"status": "timed_out"}),
-            );
-            return Ok(false);
-        }
-        tokio::time::sleep(args.poll_interval.min(left)).await;
-    }
+        .map_err(|e| match e {
+            RolloutError::Usage(message) => Failure::Config(message),
+            RolloutError::Aws(e) => Failure::Aws(e),
+        })
 }

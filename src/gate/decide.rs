@@ -34,15 +34,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         {
             Ok(c) => c,
             Err(e) => {
-                record.reason = format!(
-                    "the hook's settings are rejected: {e}; the lifecycle action is left to the hook's DefaultResult"
-                );
+                record.hand_off(format_args!("the hook's settings are rejected: {e}"));
                 return Ok(());
             }
         };
         record.mode = Some(config.mode);
         record.settings = Some(config.clone());
-        self.claim(action, &hook).await;
+        let hold = LifecycleActionHold {
+            aws: &self.aws,
+            action,
+            hook: &hook,
+        };
+        hold::claim(&self.aws, action, &hook).await;
 
         if action.is_warm_pool_entry() && config.warm_pool_launch == WarmPoolLaunch::Continue {
             let reason = "a launch into the warm pool (Auto Scaling says Warmed:Pending:Wait): the instance is stopped right after, so it is gated when it leaves the pool".to_owned();
@@ -59,7 +62,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
 
         let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(*start));
         let mut clock = Clock::new(*start, &config, &hook);
-        let Some(instance) = self.resolve(action, record, &mut clock, handoff_at).await? else {
+        let Some(instance) = self.resolve(&hold, record, &mut clock, handoff_at).await? else {
             return Ok(());
         };
         // The wait is bounded by AWS's facts: the action started when the instance
@@ -101,7 +104,6 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             None => handoff_at,
         };
         let wait = Wait {
-            action,
             config: &config,
             policy,
             start,
@@ -121,11 +123,11 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 Ok(()) => {}
                 // Nothing was registered: a configuration error, not an outage to retry.
                 Err(e) if e.is_access_denied() => {
-                    record.reason = format!(
-                        "configuration error: the function's role may not register targets in the validation target group {} ({}). Fix: name it in the template's ValidationTargetGroupArn (the role's RegisterTargets and DeregisterTargets are scoped to it), or remove validation_target_group_arn from the hook's metadata; the lifecycle action is left to the hook's DefaultResult",
+                    record.hand_off(format_args!(
+                        "configuration error: the function's role may not register targets in the validation target group {} ({}). Fix: name it in the template's ValidationTargetGroupArn (the role's RegisterTargets and DeregisterTargets are scoped to it), or remove validation_target_group_arn from the hook's metadata",
                         v.settings.name,
                         e.code.as_deref().unwrap_or("AccessDenied")
-                    );
+                    ));
                     error!(instance_id = %action.instance_id, reason = %record.reason, "validation target group out of the role's reach");
                     return Ok(());
                 }
@@ -135,7 +137,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 r.registered = true;
             }
         }
-        let waited = self.wait(&wait, record, &mut clock).await;
+        let waited = self.wait(&wait, &hold, record, &mut clock).await;
         if let Some(v) = &targets.validation {
             let deregistered = self
                 .aws
@@ -154,6 +156,10 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let (verdict, reason) = match waited? {
             WaitEnd::Verdict(verdict, reason) => (verdict, reason),
             WaitEnd::Stopped => return Ok(()),
+            WaitEnd::ConfigurationError(why) => {
+                record.hand_off(why);
+                return Ok(());
+            }
             WaitEnd::InvocationEnding => {
                 return self.hand_over(action, record, &clock, start, &hook).await;
             }

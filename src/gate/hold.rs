@@ -3,11 +3,22 @@
 
 use super::*;
 
-impl<P: Prober, A: Aws> Gate<P, A> {
-    /// Records a heartbeat when one is due. False when the action has ended (the gate stops).
-    pub(super) async fn heartbeat_if_due(
+/// The Auto Scaling lifecycle action as a [`Hold`]: kept alive by
+/// `RecordLifecycleActionHeartbeat` every half heartbeat timeout (renewing the claim tag),
+/// and its instance going away when EC2 says it is shutting down or terminated.
+pub(super) struct LifecycleActionHold<'a, A> {
+    pub(super) aws: &'a A,
+    pub(super) action: &'a LifecycleAction,
+    pub(super) hook: &'a HookSettings,
+}
+
+impl<A: Aws> Hold for LifecycleActionHold<'_, A> {
+    fn subject(&self) -> &str {
+        &self.action.instance_id
+    }
+
+    async fn keep_alive(
         &self,
-        action: &LifecycleAction,
         record: &mut DecisionRecord,
         clock: &mut Clock,
         now: Instant,
@@ -15,13 +26,11 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         if now < clock.next_heartbeat {
             return true;
         }
-        match self.aws.record_heartbeat(action).await {
+        match self.aws.record_heartbeat(self.action).await {
             Ok(ActionAnswer::Accepted) => {
                 record.heartbeats += 1;
                 clock.next_heartbeat = Instant::now() + clock.heartbeat_every;
-                if let Some(hook) = record.hook.clone() {
-                    self.claim(action, &hook).await;
-                }
+                claim(self.aws, self.action, self.hook).await;
                 true
             }
             Ok(ActionAnswer::NoActiveAction { message, .. }) => {
@@ -31,14 +40,38 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 false
             }
             Err(e) => {
-                // The next try comes at the next probe; the heartbeat timeout leaves room for several.
-                warn!(instance_id = %action.instance_id, error = %e, "heartbeat failed; will retry");
+                // The next try comes soon; the heartbeat timeout leaves room for several.
+                warn!(instance_id = %self.action.instance_id, error = %e, "heartbeat failed; will retry");
                 clock.next_heartbeat = Instant::now() + Duration::from_secs(5);
                 true
             }
         }
     }
 
+    async fn subject_gone(&self, record: &mut DecisionRecord) -> Result<bool, GateError> {
+        let info = self.aws.describe_instance(&self.action.instance_id).await?;
+        if info.as_ref().is_some_and(|i| !i.is_gone()) {
+            return Ok(false);
+        }
+        record.outcome = Outcome::InstanceGone;
+        record.reason = format!(
+            "the instance is {} while the gate waits: nothing to complete",
+            info.map_or_else(|| "no longer known to EC2".to_owned(), |i| i.state)
+        );
+        Ok(true)
+    }
+}
+
+/// Tags the instance as worked on until the next heartbeat is overdue, so the sweep leaves
+/// it alone. A failure is logged and changes nothing else.
+pub(super) async fn claim<A: Aws>(aws: &A, action: &LifecycleAction, hook: &HookSettings) {
+    let until = epoch_seconds().saturating_add(hook.heartbeat_timeout.as_secs());
+    if let Err(e) = aws.claim(&action.instance_id, until).await {
+        warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance as claimed; a sweep may gate it too");
+    }
+}
+
+impl<P: Prober, A: Aws> Gate<P, A> {
     /// Hands the wait to a fresh invocation of the gate (an asynchronous `Invoke` of its
     /// own function with the state), since this one is about to end; or, when that is not
     /// possible, leaves the action to the hook's `DefaultResult`, saying so. The payload
@@ -80,24 +113,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 info!(instance_id = %action.instance_id, hop = record.hop + 1, "handed the wait over to a new invocation");
             }
             Err(e) => {
-                record.outcome = Outcome::HandedOff;
-                record.reason = format!(
-                    "the Lambda invocation ends before a verdict (after {} probes) and the wait could not be handed to a new invocation ({e}); the lifecycle action is left to the hook's DefaultResult ({}) at its heartbeat timeout",
-                    record.probe_count, hook.default_result
-                );
+                let probes = record.probe_count;
+                record.hand_off(format_args!(
+                    "the Lambda invocation ends before a verdict (after {probes} probes) and the wait could not be handed to a new invocation ({e})"
+                ));
+                record.reason.push_str(&format!(
+                    " ({}) at its heartbeat timeout",
+                    hook.default_result
+                ));
                 warn!(instance_id = %action.instance_id, error = %e, "handing off to the hook's DefaultResult: the invocation is about to time out");
             }
         }
         Ok(())
-    }
-
-    /// Tags the instance as worked on until the next heartbeat is overdue, so the sweep
-    /// leaves it alone. A failure is logged and changes nothing else.
-    pub(super) async fn claim(&self, action: &LifecycleAction, hook: &HookSettings) {
-        let until = epoch_seconds() + hook.heartbeat_timeout.as_secs();
-        if let Err(e) = self.aws.claim(&action.instance_id, until).await {
-            warn!(instance_id = %action.instance_id, error = %e, "could not tag the instance as claimed; a sweep may gate it too");
-        }
     }
 
     pub(super) async fn complete(

@@ -46,8 +46,9 @@ mod tests;
 mod wait;
 
 use clock::{Clock, whole_seconds};
+use hold::LifecycleActionHold;
 use targets::{Check, CheckLabel, Validation};
-use wait::{Wait, WaitEnd};
+use wait::{Hold, Wait, WaitEnd};
 
 /// Time kept back from the invocation's deadline for the completion call and the record:
 /// the SDK's whole operation timeout (`aws::sdk::OPERATION_TIMEOUT`, 8 s, retries

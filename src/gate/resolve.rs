@@ -7,15 +7,16 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     /// describes it (`private_ip` set). `None` when the gate ends here.
     pub(super) async fn resolve(
         &self,
-        action: &LifecycleAction,
+        hold: &LifecycleActionHold<'_, A>,
         record: &mut DecisionRecord,
         clock: &mut Clock,
         handoff_at: Option<Instant>,
     ) -> Result<Option<InstanceInfo>, GateError> {
+        let action = hold.action;
         let give_up = Instant::now() + RESOLVE_WAIT;
         loop {
             let now = Instant::now();
-            if !self.heartbeat_if_due(action, record, clock, now).await {
+            if !hold.keep_alive(record, clock, now).await {
                 return Ok(None);
             }
             match self.aws.describe_instance(&action.instance_id).await? {
@@ -30,9 +31,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 }) if is_link_local(ip) => {
                     // The metadata service and other link-local services live there: never
                     // a target, whatever EC2 or an event says.
-                    record.reason = format!(
-                        "refusing to probe {ip}, a link-local address; the lifecycle action is left to the hook's DefaultResult"
-                    );
+                    record.hand_off(format_args!("refusing to probe {ip}, a link-local address"));
                     error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
                     return Ok(None);
                 }
@@ -53,10 +52,10 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                         || handoff_at.is_some_and(|h| next > h)
                         || next > clock.wait_deadline
                     {
-                        record.reason = format!(
-                            "the instance {what} after {} s; the lifecycle action is left to the hook's DefaultResult",
+                        record.hand_off(format_args!(
+                            "the instance {what} after {} s",
                             RESOLVE_WAIT.as_secs()
-                        );
+                        ));
                         return Ok(None);
                     }
                     sleep_until(next).await;

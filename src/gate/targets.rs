@@ -60,8 +60,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }
         if let Some(arn) = &config.validation_target_group_arn {
             let handoff = |record: &mut DecisionRecord, why: String| {
-                record.reason =
-                    format!("{why}; the lifecycle action is left to the hook's DefaultResult");
+                record.hand_off(why);
                 error!(instance_id = %action.instance_id, reason = %record.reason, "validation target group misconfigured");
             };
             let Some(tg) = settings.iter().find(|tg| &tg.arn == arn) else {

@@ -1,15 +1,49 @@
 //! The wait: rounds of checks until a verdict, the thresholds, the grace period and the
 //! wait's end; the causes of a failed round.
 
+use std::future::Future;
+
 use super::*;
 
+/// What the wait needs from whatever holds the subject (an Auto Scaling lifecycle action,
+/// an ECS deployment hook): keep the hold alive, and say whether the subject is going away.
+/// The wait knows nothing else of it.
+pub(crate) trait Hold: Send + Sync {
+    /// The subject's id (an instance id): in logs, and as the target id in the
+    /// validation target group.
+    fn subject(&self) -> &str;
+
+    /// Keeps the hold alive when that is due (`clock.next_heartbeat`). False when the hold
+    /// has ended and the gate stops; the record says why.
+    fn keep_alive(
+        &self,
+        record: &mut DecisionRecord,
+        clock: &mut Clock,
+        now: Instant,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Whether the subject is going away (nothing to decide any more); the record says
+    /// why when it is.
+    ///
+    /// # Errors
+    /// [`GateError::Aws`] when the answer cannot be read.
+    fn subject_gone(
+        &self,
+        record: &mut DecisionRecord,
+    ) -> impl Future<Output = Result<bool, GateError>> + Send;
+}
+
 impl<P: Prober, A: Aws> Gate<P, A> {
-    /// Probes in rounds until a verdict. `None` when the gate stops without one (the
-    /// action ended, a configuration error, the invocation about to end), with the record
-    /// saying why.
+    /// Probes in rounds until a verdict, keeping `hold` alive. Without a verdict, the
+    /// wait ends [`WaitEnd::Stopped`] (the hold ended, the subject went away; the record
+    /// says why), [`WaitEnd::ConfigurationError`], or [`WaitEnd::InvocationEnding`].
+    ///
+    /// # Errors
+    /// [`GateError::Aws`] when a call the rounds depend on fails after retries.
     pub(super) async fn wait(
         &self,
         w: &Wait<'_>,
+        hold: &impl Hold,
         record: &mut DecisionRecord,
         clock: &mut Clock,
     ) -> Result<WaitEnd, GateError> {
@@ -31,14 +65,14 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if now >= clock.wait_deadline {
                 break evaluate(&w.policy, &samples, now - start);
             }
-            if !self.heartbeat_if_due(w.action, record, clock, now).await {
+            if !hold.keep_alive(record, clock, now).await {
                 return Ok(WaitEnd::Stopped);
             }
             if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
                 return Ok(WaitEnd::InvocationEnding);
             }
             if now >= next_probe {
-                let round = self.round(w, record, now - start).await?;
+                let round = self.round(w, hold.subject(), record, now - start).await?;
                 match round {
                     Round::Passed => samples.push(ProbeSample {
                         at: now - start,
@@ -54,31 +88,19 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                             passed: false,
                         });
                         last_failure = Some((diagnosis, failure, also));
-                        // A failing instance may be one that is going away: look, at most
+                        // A failing subject may be one that is going away: look, at most
                         // every INSTANCE_RECHECK, and stop if it is.
                         if last_instance_check.is_none_or(|t| now - t >= INSTANCE_RECHECK) {
                             last_instance_check = Some(now);
-                            let info = self.aws.describe_instance(&w.action.instance_id).await?;
-                            if info.as_ref().is_none_or(|i| i.is_gone()) {
-                                record.outcome = Outcome::InstanceGone;
-                                record.reason = format!(
-                                    "the instance is {} while the gate waits: nothing to complete",
-                                    info.map_or_else(
-                                        || "no longer known to EC2".to_owned(),
-                                        |i| i.state
-                                    )
-                                );
+                            if hold.subject_gone(record).await? {
                                 return Ok(WaitEnd::Stopped);
                             }
                         }
                     }
                     Round::Undetermined => {}
                     Round::ConfigurationError(why) => {
-                        record.reason = format!(
-                            "{why}; the lifecycle action is left to the hook's DefaultResult"
-                        );
-                        error!(instance_id = %w.action.instance_id, reason = %record.reason, "configuration error");
-                        return Ok(WaitEnd::Stopped);
+                        error!(subject = %hold.subject(), reason = %why, "configuration error");
+                        return Ok(WaitEnd::ConfigurationError(why));
                     }
                 }
                 let verdict = evaluate(&w.policy, &samples, Instant::now() - start);
@@ -162,6 +184,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     pub(super) async fn round(
         &self,
         w: &Wait<'_>,
+        subject: &str,
         record: &mut DecisionRecord,
         at: Duration,
     ) -> Result<Round, GateError> {
@@ -203,7 +226,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         if let Some(v) = w.validation {
             let health = self
                 .aws
-                .describe_target_health(&v.settings.arn, &w.action.instance_id, v.port)
+                .describe_target_health(&v.settings.arn, subject, v.port)
                 .await?;
             if let Some(r) = record.validation.as_mut() {
                 r.observe(&health);
@@ -216,7 +239,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 // AWS's own transient fault (`unavailable` or `unhealthy` with
                 // Elb.InternalError): neither a configuration error nor a failed round.
                 (_, Some("Elb.InternalError")) if failures.is_empty() => {
-                    warn!(instance_id = %w.action.instance_id, health = %verbatim, "the load balancer reports an internal error; the round counts neither way");
+                    warn!(subject = %subject, health = %verbatim, "the load balancer reports an internal error; the round counts neither way");
                     return Ok(Round::Undetermined);
                 }
                 (_, Some("Elb.InternalError")) => {}
@@ -263,13 +286,14 @@ pub(super) enum WaitEnd {
     Verdict(LifecycleActionResult, String),
     /// Stopped without one; the record says why.
     Stopped,
+    /// The checks cannot give a verdict as configured (the validation target group); why.
+    ConfigurationError(String),
     /// The invocation is about to end before a verdict.
     InvocationEnding,
 }
 
 /// What the waiting loop works with.
 pub(super) struct Wait<'a> {
-    pub(super) action: &'a LifecycleAction,
     pub(super) config: &'a GateConfig,
     pub(super) policy: HealthPolicy,
     pub(super) start: Instant,

@@ -7,10 +7,10 @@ use std::time::Duration;
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata};
 
 use super::{
-    ActionAnswer, AutoScalingGroups, AwsError, Continuations, Events, GroupMember, GroupState,
-    HookSettings, InstanceInfo, Instances, LaunchTemplateVersion, LifecycleActionResult,
-    LifecycleActions, RefreshAnswer, ScalingActivity, TargetGroupSettings, TargetGroups,
-    TargetHealth,
+    ActionAnswer, AutoScalingGroups, AwsError, Continuations, Events, GroupMember, GroupSnapshot,
+    GroupState, HookSettings, InstanceInfo, Instances, LaunchTemplateVersion,
+    LifecycleActionResult, LifecycleActions, RefreshAnswer, RefreshView, RolloutReads,
+    ScalingActivity, TargetGroupSettings, TargetGroups, TargetHealth, TemplateSpec,
 };
 use crate::event::LifecycleAction;
 
@@ -800,39 +800,27 @@ fn target(
 fn template_spec(
     launch_template: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification>,
     mixed: Option<&aws_sdk_autoscaling::types::MixedInstancesPolicy>,
-) -> Option<crate::rollout::TemplateSpec> {
+) -> Option<TemplateSpec> {
     let s = launch_template.or_else(|| {
         mixed
             .and_then(|m| m.launch_template())
             .and_then(|l| l.launch_template_specification())
     })?;
-    Some(crate::rollout::TemplateSpec {
+    Some(TemplateSpec {
         id: s.launch_template_id().map(str::to_owned),
         name: s.launch_template_name().map(str::to_owned),
         version: s.version().map(str::to_owned),
     })
 }
 
-/// Reads for `launch-gate rollout`.
-impl SdkAws {
-    /// The group's state for the rollout step and the launch template it names; `None`
-    /// when the group does not exist. `DescribeAutoScalingGroups`,
-    /// `DescribeInstanceRefreshes` (the newest), and `DescribeInstances` of the instances
-    /// tagged with the group's name.
-    ///
-    /// # Errors
-    /// The first AWS call that failed after retries.
-    pub async fn rollout_snapshot(
+/// Reads for `launch-gate rollout`: `DescribeAutoScalingGroups`,
+/// `DescribeInstanceRefreshes` (the newest), `DescribeInstances` of the instances tagged
+/// with the group's name, `DescribeLaunchTemplates`.
+impl RolloutReads for SdkAws {
+    async fn rollout_snapshot(
         &self,
         group_name: &str,
-    ) -> Result<
-        Option<(
-            crate::rollout::Snapshot,
-            Option<crate::rollout::TemplateSpec>,
-        )>,
-        AwsError,
-    > {
-        use crate::rollout::{RefreshView, Snapshot};
+    ) -> Result<Option<(GroupSnapshot, Option<TemplateSpec>)>, AwsError> {
         let Some(group) = self.describe_group(group_name).await? else {
             return Ok(None);
         };
@@ -859,14 +847,12 @@ impl SdkAws {
             .describe_instances_where("tag:aws:autoscaling:groupName", vec![group_name.to_owned()])
             .await?;
         let state = group_state_of(&group);
-        let snapshot = Snapshot {
+        let snapshot = GroupSnapshot {
             desired_capacity: group
                 .desired_capacity()
                 .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
             in_service: instances_in(&group, "InService"),
-            trip: state
-                .tag(super::BREAKER_TAG)
-                .and_then(crate::breaker::Trip::parse),
+            breaker_tag: state.tag(super::BREAKER_TAG).map(str::to_owned),
             suspended_processes: state.suspended_processes,
             refresh,
             instances,
@@ -874,15 +860,9 @@ impl SdkAws {
         Ok(Some((snapshot, template)))
     }
 
-    /// The numbered version `version` (`$Latest`, `$Default`, absent, or a number) of the
-    /// launch template `template`: `DescribeLaunchTemplates`. `None` when EC2 does not
-    /// know the template.
-    ///
-    /// # Errors
-    /// An AWS call that failed after retries.
-    pub async fn resolve_launch_template(
+    async fn resolve_launch_template(
         &self,
-        template: &crate::rollout::TemplateSpec,
+        template: &TemplateSpec,
         version: Option<&str>,
     ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
         let mut call = self.ec2.describe_launch_templates();

@@ -157,7 +157,7 @@ pub struct Setting {
     pub doc: &'static str,
 }
 
-/// Every setting, in the README's order.
+/// Every setting, in the order of docs/settings.md.
 pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "health_path",
@@ -861,8 +861,8 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_lists_every_setting() {
-        let readme = include_str!("../README.md");
+    fn the_settings_page_lists_every_setting() {
+        let readme = include_str!("../docs/settings.md");
         for s in SETTINGS {
             let default = if s.default.starts_with('(') {
                 s.default.to_owned()
@@ -877,8 +877,64 @@ mod tests {
                 s.unit.replace('|', "\\|"),
                 s.doc
             );
-            assert!(readme.contains(&row), "README.md lacks the row\n{row}");
+            assert!(
+                readme.contains(&row),
+                "docs/settings.md lacks the row\n{row}"
+            );
         }
+    }
+
+    #[test]
+    fn the_documented_ranges_are_the_ones_enforced() {
+        // Each range the settings page gives ("seconds 1-300") is what the gate accepts:
+        // both ends pass, one step beyond either fails, through the function's variables.
+        let mut checked = 0;
+        for s in SETTINGS {
+            let Some((low, high)) = s
+                .unit
+                .split([' ', ','])
+                .find_map(|w| w.split_once('-'))
+                .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+            else {
+                continue;
+            };
+            let parse = |v: u64| {
+                GateConfig::from_lookup(|k| {
+                    if k == s.env {
+                        return Some(v.to_string());
+                    }
+                    // keep the probe timeout within the interval whatever is tried
+                    match (s.key, k) {
+                        ("interval_seconds", "LAUNCH_GATE_PROBE_TIMEOUT_SECONDS") => {
+                            Some("1".into())
+                        }
+                        ("probe_timeout_seconds", "LAUNCH_GATE_INTERVAL_SECONDS") => {
+                            Some("300".into())
+                        }
+                        _ => None,
+                    }
+                })
+            };
+            for ok in [low, high] {
+                assert!(parse(ok).is_ok(), "{} = {ok}: {:?}", s.env, parse(ok).err());
+            }
+            if low > 0 {
+                assert!(
+                    parse(low - 1).is_err(),
+                    "{} = {} is accepted",
+                    s.env,
+                    low - 1
+                );
+            }
+            assert!(
+                parse(high + 1).is_err(),
+                "{} = {} is accepted",
+                s.env,
+                high + 1
+            );
+            checked += 1;
+        }
+        assert!(checked >= 9, "{checked} ranges checked");
     }
 
     #[test]
