@@ -219,9 +219,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
     instance_id: &str,
     release: Option<&LaunchTemplateVersion>,
 ) -> Option<BreakerRecord> {
-    if config.breaker_action == BreakerAction::Off {
-        return None;
-    }
+    TripAction::of(config.breaker_action)?;
     let now = epoch_seconds();
     let window_start = now.saturating_sub(config.breaker_window.as_secs());
     let mut record = BreakerRecord {
@@ -265,6 +263,9 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     now: u64,
     record: &mut BreakerRecord,
 ) -> Result<(), crate::aws::AwsError> {
+    let Some(trip_action) = TripAction::of(config.breaker_action) else {
+        return Ok(());
+    };
     let Some(group) = aws.group_state(group_name).await? else {
         record.error = Some(format!("the group {group_name} does not exist any more"));
         return Ok(());
@@ -359,8 +360,7 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
 
     // The threshold is reached: act on the group's real state, then record the trip.
     let fresh = aws.group_state(group_name).await?.unwrap_or_default();
-    if config.breaker_action == BreakerAction::Suspend
-        && fresh.suspended_processes.iter().any(|p| p == "Launch")
+    if trip_action == TripAction::Suspend && fresh.suspended_processes.iter().any(|p| p == "Launch")
     {
         record.tripped_by = fresh
             .tag(BREAKER_TAG)
@@ -389,10 +389,10 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         }
         warn!(group = %group_name, by = %reaching, "the gate whose ABANDON reached the breaker's threshold did not trip it; tripping now");
     }
-    let done = act(aws, config, group_name, release, record).await?;
+    let done = act(aws, config, trip_action, group_name, release, record).await?;
     record.tripped = true;
     record.action_taken = Some(done);
-    if config.breaker_action == BreakerAction::Suspend {
+    if trip_action == TripAction::Suspend {
         record.resume_command = Some(resume_command(group_name));
     }
     let trip = Trip {
@@ -407,10 +407,31 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     Ok(())
 }
 
-/// Carries out the configured action of a trip; the words say what it did.
+/// What a trip does: the configured `breaker_action` other than `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TripAction {
+    /// `SuspendProcesses Launch`.
+    Suspend,
+    /// `RollbackInstanceRefresh` (or `CancelInstanceRefresh` when that is not possible).
+    Rollback,
+}
+
+impl TripAction {
+    /// The trip's action of `breaker_action`; `None` when the breaker is off.
+    fn of(breaker_action: BreakerAction) -> Option<Self> {
+        match breaker_action {
+            BreakerAction::Off => None,
+            BreakerAction::Suspend => Some(Self::Suspend),
+            BreakerAction::Rollback => Some(Self::Rollback),
+        }
+    }
+}
+
+/// Carries out the trip's action; the words say what it did.
 async fn act<A: AutoScalingGroups>(
     aws: &A,
     config: &GateConfig,
+    action: TripAction,
     group_name: &str,
     release: Option<&LaunchTemplateVersion>,
     record: &BreakerRecord,
@@ -422,15 +443,14 @@ async fn act<A: AutoScalingGroups>(
     let count = record.abandons.len();
     let minutes = config.breaker_window.as_secs() / 60;
     let evidence = format!("{count} ABANDONs of {what} within {minutes} minutes");
-    Ok(match config.breaker_action {
-        BreakerAction::Off => unreachable!("after_abandon returns before counting"),
-        BreakerAction::Suspend => {
+    Ok(match action {
+        TripAction::Suspend => {
             aws.suspend_launch(group_name).await?;
             format!(
                 "{evidence}: suspended the group's Launch process, so no more instances are launched (nor replaced by an instance refresh or after health-check failures) until a person resumes launches. Fix the release (or point the group at a working launch template version), then resume"
             )
         }
-        BreakerAction::Rollback => match aws.rollback_instance_refresh(group_name).await? {
+        TripAction::Rollback => match aws.rollback_instance_refresh(group_name).await? {
             RefreshAnswer::Accepted(id) => format!(
                 "{evidence}: rolled back instance refresh {id}; the group replaces the instances it launched with its previous configuration"
             ),

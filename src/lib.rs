@@ -5,38 +5,59 @@
 //!
 //! # Layout
 //!
-//! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, test message) -> [`event::LifecycleAction`]. Pure.
-//! - [`config`]: [`config::GateConfig`], from `LAUNCH_GATE_*` variables and per-hook `NotificationMetadata`. Pure.
-//! - [`matcher`]: the ELB success-code matcher (`200`, `200,204`, `200-299`). Pure.
-//! - [`expect`]: what a response body must hold (`body_contains`, `body_json`). Pure.
-//! - [`policy`]: probe samples and time -> [`policy::Verdict`]. Pure.
-//! - [`diagnosis`]: a failed probe -> cause code, summary and fix. Pure.
-//! - [`probe`]: the HTTP probe with ELB semantics (Host, no redirects, timeout, body limit). Network I/O.
-//! - [`time`]: the epoch, RFC 3339, instants of epoch times, the invocation deadline, durations.
-//! - [`text`]: bounded text: what comes from an app, an event or AWS, clipped. Pure.
-//! - [`admission`]: Auto Scaling asked whether it holds a claimed lifecycle action, before anything is done.
-//! - [`aws`]: ports to EC2 and Auto Scaling, named by capability, and their SDK adapters.
-//! - [`gate`]: the loop: resolve, probe, heartbeat, decide, complete, record.
-//! - [`record`]: the decision record, one JSON line per lifecycle action.
-//! - [`breaker`]: the launch-loop breaker: abandons counted per group and launch template version, and the trip.
-//! - [`publish`]: decision and `Rollout Halted` events on EventBridge.
-//! - [`rollout`]: the pipeline step that waits for a rollout's instances to pass the gate.
+//! Imports run one way: binaries -> the gate and its hold (Auto Scaling) -> the engine (the
+//! wait) -> ports and the pure core.
 //!
-//! The binaries in `src/bin/` are thin: `bootstrap` is the Lambda function.
+//! The pure core (no I/O, no AWS SDK; built alone without the `aws` feature, as the fuzz
+//! target does):
+//! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, a hand-over, the sweep) -> claims.
+//! - [`config`]: [`config::GateConfig`], from `LAUNCH_GATE_*` variables and per-hook `NotificationMetadata`.
+//! - [`matcher`]: the ELB success-code matcher (`200`, `200,204`, `200-299`).
+//! - [`expect`]: what a response body must hold (`body_contains`, `body_json`).
+//! - [`policy`]: probe samples and time -> [`policy::Verdict`].
+//! - [`text`]: bounded text: what comes from an app, an event or AWS, clipped.
+//!
+//! Around it (the `aws` feature, on by default):
+//! - `probe`: the HTTP probe with ELB semantics (Host, no redirects, one timeout, body limit). Network I/O.
+//! - `diagnosis`: a failed probe or target health -> cause code, summary and fix. Pure.
+//! - `record`: the decision record and its metrics, one JSON line each. Prints.
+//! - `time`: the epoch, RFC 3339, instants of epoch times, the invocation deadline, durations. Reads the clock.
+//! - `aws`: ports named by capability (Auto Scaling, EC2, ELB, EventBridge, Lambda, the rollout's
+//!   reads), their SDK adapter `aws::sdk`, and a test-only fake.
+//! - `admission`: Auto Scaling asked whether it holds a claimed lifecycle action, before anything is done.
+//! - `gate`: the gate, a folder by stage: intake (`mod`), `sweep`, `decide` (the stages of one
+//!   action), `targets`, `resolve`, the engine (`wait`: rounds, thresholds, a `Hold` trait; `clock`),
+//!   the Auto Scaling hold (`hold`: heartbeat, claim, hand-over, completion), `tell` (breaker, events).
+//! - `breaker`: the launch-loop breaker: abandons counted per group and launch template version, the trip.
+//! - `publish`: decision and `Rollout Halted` events on EventBridge.
+//! - `rollout`: the pipeline step: the assessment and its poll loop, over the rollout's reads.
+//!
+//! The binaries in `src/bin/` parse arguments and print: `bootstrap` is the Lambda
+//! function, `launch-gate` the CLI (`probe`, `rollout`).
 
+#[cfg(feature = "aws")]
 pub mod admission;
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
 pub mod breaker;
 pub mod config;
+#[cfg(feature = "aws")]
 pub mod diagnosis;
 pub mod event;
 pub mod expect;
+#[cfg(feature = "aws")]
 pub mod gate;
 pub mod matcher;
 pub mod policy;
+#[cfg(feature = "aws")]
 pub mod probe;
+#[cfg(feature = "aws")]
 pub mod publish;
+#[cfg(feature = "aws")]
 pub mod record;
+#[cfg(feature = "aws")]
 pub mod rollout;
 pub mod text;
+#[cfg(feature = "aws")]
 pub mod time;

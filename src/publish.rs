@@ -58,24 +58,22 @@ pub fn halted_detail(record: &DecisionRecord, breaker: &BreakerRecord) -> Value 
     })
 }
 
-/// Puts one event on `bus`, within `limit` (at most [`PUBLISH_TIMEOUT`]). A failure is
-/// logged; the result says whether the event was accepted.
+/// Puts one event on `bus`, within `limit` (at most [`PUBLISH_TIMEOUT`]). A failure or a
+/// timeout is logged and changes nothing: the decision stands, and its record is written.
 pub async fn publish<E: Events>(
     events: &E,
     bus: &str,
     detail_type: &str,
     detail: &Value,
     limit: Duration,
-) -> bool {
+) {
     let put = events.put_event(bus, EVENT_SOURCE, detail_type, detail);
     match tokio::time::timeout(limit.min(PUBLISH_TIMEOUT), put).await {
         Ok(Ok(())) => {
             info!(bus, detail_type, "event published");
-            true
         }
         Ok(Err(e)) => {
             error!(bus, detail_type, error = %e, "could not publish the event; the decision stands");
-            false
         }
         Err(_) => {
             error!(
@@ -84,7 +82,6 @@ pub async fn publish<E: Events>(
                 timeout_ms = limit.min(PUBLISH_TIMEOUT).as_millis() as u64,
                 "publishing the event timed out; the decision stands"
             );
-            false
         }
     }
 }

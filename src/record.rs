@@ -1,6 +1,7 @@
 //! The decision record: one structured JSON document per lifecycle action the gate worked
 //! on, written to standard output as a single line (CloudWatch Logs keeps it as JSON) and
-//! returned in the invocation's response. Pure apart from [`DecisionRecord::emit`].
+//! returned in the invocation's response. Pure apart from [`DecisionRecord::emit`], which
+//! prints the record and its metrics and reads the clock for the metrics' timestamp.
 
 use serde::Serialize;
 

@@ -7,10 +7,11 @@
 //! instance refresh in progress deploys (its `DesiredConfiguration`), else the one the
 //! group names (`$Latest` and `$Default` resolved with `DescribeLaunchTemplates`), or the
 //! one given. An instance passed the gate when its `launch-gate:decision` tag (written by
-//! the gate before it completes the lifecycle action) says `CONTINUE`. Everything is read
+//! the gate once Auto Scaling accepted its completion) says `CONTINUE`. Everything is read
 //! from AWS: the step needs no access to the gate's logs or events.
 //!
-//! [`assess`] is pure; the SDK reads are in [`crate::aws::sdk`].
+//! [`assess`] is pure; [`run`] is the step's loop over the [`RolloutReads`] port, which
+//! [`crate::aws::sdk`] implements over the SDK.
 
 use serde::Serialize;
 

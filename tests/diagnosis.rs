@@ -429,7 +429,7 @@ async fn instance_id_and_target_groups_are_resolved_with_aws() {
     let checks = doc["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 2);
     assert_eq!(checks[0]["passed"], true);
-    assert_eq!(checks[1]["check"], "target group web");
+    assert_eq!(checks[1]["check"], "target_group:web");
     assert_eq!(checks[1]["cause"]["code"], "redirect_to_https");
     assert_eq!(
         checks[1]["cause"]["elb_reason"],

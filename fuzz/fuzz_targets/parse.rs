@@ -1,25 +1,10 @@
 //! Random bytes through everything the gate parses from outside: the Lambda event (any
 //! JSON), a hook's NotificationMetadata, and a matcher. None may panic; errors are fine.
 //!
-//! The pure modules are compiled in directly, so the fuzz build needs no AWS SDK.
+//! The gate's pure core, built without its `aws` feature: the fuzz build needs no AWS SDK.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../src/config.rs"]
-mod config;
-#[allow(dead_code)]
-#[path = "../../src/event.rs"]
-mod event;
-#[allow(dead_code)]
-#[path = "../../src/expect.rs"]
-mod expect;
-#[allow(dead_code)]
-#[path = "../../src/matcher.rs"]
-mod matcher;
-#[allow(dead_code)]
-#[path = "../../src/text.rs"]
-mod text;
-
+use launch_gate::{config, event, matcher};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

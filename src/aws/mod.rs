@@ -76,8 +76,8 @@ impl std::fmt::Display for LaunchTemplateVersion {
     }
 }
 
-/// The instance tag holding the gate's decision, written just before the lifecycle action
-/// is completed: `CONTINUE`, or `ABANDON cause=<code>`, with ` shadow-verdict=ABANDON` in
+/// The instance tag holding the gate's decision, written once Auto Scaling accepted the
+/// completion of the lifecycle action: `CONTINUE`, or `ABANDON cause=<code>`, with ` shadow-verdict=ABANDON` in
 /// shadow mode. `launch-gate rollout` reads it to tell instances that passed the gate.
 pub const DECISION_TAG: &str = "launch-gate:decision";
 

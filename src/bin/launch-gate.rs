@@ -21,7 +21,7 @@ use launch_gate::aws::sdk::SdkAws;
 use launch_gate::aws::{AutoScalingGroups, Instances, TargetGroups};
 use launch_gate::config::GateConfig;
 use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
-use launch_gate::probe::{HttpProber, ProbeOutcome, ProbeRequest, Prober};
+use launch_gate::probe::{CheckLabel, HttpProber, ProbeOutcome, ProbeRequest, Prober};
 use launch_gate::record::body_snippet;
 use launch_gate::rollout::{Report, RolloutError, RolloutRequest};
 use launch_gate::time::parse_duration;
@@ -205,12 +205,15 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
         (None, None) => return Err(Failure::Config("give --ip or --instance-id".into())),
     };
     let deep = ProbeRequest::deep_health(&config, ip);
-    let mut checks = vec![("deep health".to_owned(), None, deep)];
-    checks.extend(
-        target_groups
-            .into_iter()
-            .map(|(name, r)| (format!("target group {name}"), Some(name), r)),
-    );
+    // The labels of the gate's decision records.
+    let mut checks = vec![(CheckLabel::DeepHealth.to_string(), None, deep)];
+    checks.extend(target_groups.into_iter().map(|(name, r)| {
+        (
+            CheckLabel::TargetGroup(name.clone()).to_string(),
+            Some(name),
+            r,
+        )
+    }));
 
     let prober = HttpProber::new();
     let outcomes = join_all(checks.iter().map(|(_, _, r)| prober.probe(r))).await;

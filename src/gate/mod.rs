@@ -45,9 +45,10 @@ mod tell;
 mod tests;
 mod wait;
 
+use crate::probe::CheckLabel;
 use clock::{Clock, whole_seconds};
 use hold::LifecycleActionHold;
-use targets::{Check, CheckLabel, Validation};
+use targets::{Check, Validation};
 use wait::{Hold, Wait, WaitEnd};
 
 /// Time kept back from the invocation's deadline for the completion call and the record:

@@ -119,24 +119,6 @@ pub(super) struct Check {
     pub(super) request: ProbeRequest,
 }
 
-/// What a check is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum CheckLabel {
-    /// The app's deep health endpoint, from the gate's settings.
-    DeepHealth,
-    /// A target group's own health check, named.
-    TargetGroup(String),
-}
-
-impl std::fmt::Display for CheckLabel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::DeepHealth => f.write_str("deep_health"),
-            Self::TargetGroup(name) => write!(f, "target_group:{name}"),
-        }
-    }
-}
-
 /// The target groups' checks and the validation target group of one gate.
 #[derive(Debug, Default)]
 pub(super) struct Targets {
