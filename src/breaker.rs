@@ -570,4 +570,110 @@ mod tests {
             assert_eq!(Trip::parse(bad), None, "{bad:?}");
         }
     }
+
+    // The breaker's own counting and trips, against the fake AWS: one instance of
+    // launch template lt-1 version 2 abandoned now, and the fake's earlier abandons.
+    use crate::aws::fake::FakeAws;
+
+    const ABANDONED: &str = "i-0123456789abcdef0";
+
+    fn release() -> LaunchTemplateVersion {
+        LaunchTemplateVersion {
+            id: "lt-1".into(),
+            version: "2".into(),
+        }
+    }
+
+    async fn count(aws: &FakeAws, config: &GateConfig) -> BreakerRecord {
+        after_abandon(aws, config, "shop-web", ABANDONED, Some(&release()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn below_the_threshold_nothing_trips() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa"],
+            ..FakeAws::default()
+        };
+        let b = count(&aws, &GateConfig::default()).await;
+        assert!(!b.tripped);
+        assert_eq!(b.abandons.len(), 2);
+        assert!(aws.calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_third_abandon_suspends_launches_and_then_records_the_trip() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            ..FakeAws::default()
+        };
+        let b = count(&aws, &GateConfig::default()).await;
+        assert!(b.tripped, "{b:?}");
+        assert_eq!(b.abandons.last().unwrap().instance_id, ABANDONED);
+        assert_eq!(*aws.calls.lock().unwrap(), ["SuspendProcesses"]);
+        let tags = aws.group_tags.lock().unwrap().clone();
+        assert_eq!(tags.len(), 1);
+        assert!(tags[0].1.starts_with("lt-1:2 "), "{tags:?}");
+        // the next abandon of the release counts from the trip
+        let again = count(&aws, &GateConfig::default()).await;
+        assert!(!again.tripped);
+        assert_eq!(again.abandons.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rollback_that_is_not_possible_cancels_and_says_why() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            ..FakeAws::default()
+        };
+        let config = GateConfig {
+            breaker_action: BreakerAction::Rollback,
+            ..GateConfig::default()
+        };
+        let taken = count(&aws, &config).await.action_taken.unwrap();
+        assert!(
+            taken.contains("cannot be rolled back (no desired configuration)"),
+            "{taken}"
+        );
+        assert!(
+            taken.contains("cancelled instead (instance refresh refresh-1)"),
+            "{taken}"
+        );
+        assert_eq!(
+            *aws.calls.lock().unwrap(),
+            ["RollbackInstanceRefresh", "CancelInstanceRefresh"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trip_whose_action_fails_records_nothing() {
+        let aws = FakeAws {
+            abandoned: vec!["i-0aaa", "i-0bbb"],
+            suspend_fails: true,
+            ..FakeAws::default()
+        };
+        let b = count(&aws, &GateConfig::default()).await;
+        assert!(!b.tripped);
+        assert!(
+            b.error.as_deref().unwrap().contains("AccessDenied"),
+            "{b:?}"
+        );
+        // the trip is recorded only after its action: the next ABANDON counts every
+        // abandon again
+        assert!(aws.group_tags.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_breaker_off_counts_nothing() {
+        let config = GateConfig {
+            breaker_action: BreakerAction::Off,
+            ..GateConfig::default()
+        };
+        assert!(
+            after_abandon(&FakeAws::default(), &config, "shop-web", ABANDONED, None)
+                .await
+                .is_none()
+        );
+    }
 }

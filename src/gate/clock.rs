@@ -2,9 +2,17 @@
 
 use super::*;
 
-/// The times that bound one gate.
+/// The times that bound one gate: when it started, when it must hand over before its
+/// invocation ends, when the wait ends, and when the next heartbeat is due.
 #[derive(Debug)]
 pub(super) struct Clock {
+    /// When the gate started; for a hand-over, the first invocation's start, once
+    /// [`Clock::bound`] has checked it against the instance's launch time.
+    pub(super) start: Instant,
+    /// When the gate must stop and hand over, keeping back the time to complete:
+    /// [`INVOCATION_RESERVE`] before the invocation's deadline (more with
+    /// [`Clock::reserve`]). `None` outside Lambda.
+    pub(super) handoff_at: Option<Instant>,
     /// When the gate stops waiting for the healthy threshold.
     pub(super) wait_deadline: Instant,
     /// When the next heartbeat is due.
@@ -14,36 +22,58 @@ pub(super) struct Clock {
 }
 
 impl Clock {
-    /// The clock of a gate that starts at `start`, just after admission recorded a
-    /// heartbeat: the next one is due in half the heartbeat timeout, and the wait ends
-    /// `max_wait` after `start` until [`Clock::bound`] knows more.
-    pub(super) fn new(start: Instant, config: &GateConfig, hook: &HookSettings) -> Self {
+    /// The clock of a gate that starts at `start` in an invocation that ends at
+    /// `deadline`, just after admission recorded a heartbeat: the next one is due in half
+    /// the heartbeat timeout, and the wait ends `max_wait` after `start` until
+    /// [`Clock::bound`] knows more.
+    pub(super) fn new(
+        start: Instant,
+        deadline: Option<Instant>,
+        config: &GateConfig,
+        hook: &HookSettings,
+    ) -> Self {
         let heartbeat_every = hook.heartbeat_timeout / 2;
         Self {
+            start,
+            handoff_at: deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(start)),
             wait_deadline: start + config.max_wait,
             next_heartbeat: Instant::now() + heartbeat_every,
             heartbeat_every,
         }
     }
 
-    /// Bounds the wait with AWS's facts: it ends `max_wait` after `start`, and before the
-    /// hook's global timeout (counted from `launched`, the instance's launch time, when
-    /// EC2 tells it) less [`INVOCATION_RESERVE`]. Whatever `start` a hand-over claims, the
-    /// wait leaves room for the thresholds' rounds probed from now
-    /// ([`fresh_rounds_time`]), within the global timeout.
+    /// Bounds the wait with AWS's facts. `launched` is the instance's launch time, when
+    /// EC2 tells it; `claimed_start` a hand-over's start (milliseconds since the Unix
+    /// epoch), which moves the start back, but never before the launch nor after now. The
+    /// wait ends `max_wait` after the start, and before the hook's global timeout counted
+    /// from the launch, less [`INVOCATION_RESERVE`]. Whatever start is claimed, the wait
+    /// leaves room for the thresholds' rounds probed from now ([`fresh_rounds_time`]),
+    /// within the global timeout.
     pub(super) fn bound(
         &mut self,
-        start: Instant,
+        launched: Option<Instant>,
+        claimed_start: Option<u64>,
         config: &GateConfig,
         hook: &HookSettings,
-        launched: Option<Instant>,
     ) {
         let now = Instant::now();
+        if let Some(ms) = claimed_start {
+            let claimed = instant_of(ms).min(now);
+            self.start = launched.map_or(claimed, |l| claimed.max(l));
+        }
         let global_end =
             launched.unwrap_or(now) + hook.global_timeout.saturating_sub(INVOCATION_RESERVE);
-        self.wait_deadline = (start + config.max_wait)
+        self.wait_deadline = (self.start + config.max_wait)
             .max(now + fresh_rounds_time(config))
             .min(global_end);
+    }
+
+    /// Keeps `extra` more back from the invocation's deadline (a deregistration before
+    /// the completion).
+    pub(super) fn reserve(&mut self, extra: Duration) {
+        self.handoff_at = self
+            .handoff_at
+            .map(|h| h.checked_sub(extra).unwrap_or(self.start));
     }
 }
 

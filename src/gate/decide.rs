@@ -60,9 +60,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 .await;
         }
 
-        let handoff_at = deadline.map(|d| d.checked_sub(INVOCATION_RESERVE).unwrap_or(*start));
-        let mut clock = Clock::new(*start, &config, &hook);
-        let Some(instance) = self.resolve(&hold, record, &mut clock, handoff_at).await? else {
+        let mut clock = Clock::new(*start, deadline, &config, &hook);
+        let Some(instance) = self.resolve(&hold, record, &mut clock).await? else {
             return Ok(());
         };
         // The wait is bounded by AWS's facts: the action started when the instance
@@ -70,11 +69,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let launched = instance
             .launched_at
             .map(|s| instant_of(s.saturating_mul(1000)));
-        if let Some(c) = resume {
-            let claimed_start = instant_of(c.started_at_ms).min(Instant::now());
-            *start = launched.map_or(claimed_start, |l| claimed_start.max(l));
-        }
-        clock.bound(*start, &config, &hook, launched);
+        clock.bound(launched, resume.map(|c| c.started_at_ms), &config, &hook);
+        *start = clock.start;
         let Some(ip) = instance.private_ip else {
             return Ok(());
         };
@@ -92,22 +88,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }];
         checks.extend(targets.checks);
 
-        let start = *start;
         let policy = HealthPolicy {
             healthy_threshold: config.healthy_threshold,
             unhealthy_threshold: config.unhealthy_threshold,
             grace_period: config.grace_period,
-            deadline: clock.wait_deadline.saturating_duration_since(start),
+            deadline: clock.wait_deadline.saturating_duration_since(clock.start),
         };
-        let handoff_at = match &targets.validation {
-            Some(_) => handoff_at.map(|h| h.checked_sub(VALIDATION_RESERVE).unwrap_or(start)),
-            None => handoff_at,
-        };
+        if targets.validation.is_some() {
+            clock.reserve(VALIDATION_RESERVE);
+        }
         let wait = Wait {
             config: &config,
             policy,
-            start,
-            handoff_at,
             checks: &checks,
             validation: targets.validation.as_ref(),
         };
@@ -161,7 +153,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 return Ok(());
             }
             WaitEnd::InvocationEnding => {
-                return self.hand_over(action, record, &clock, start, &hook).await;
+                return self.hand_over(action, record, &clock, &hook).await;
             }
         };
         let sent = match config.mode {

@@ -82,9 +82,9 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         action: &LifecycleAction,
         record: &mut DecisionRecord,
         clock: &Clock,
-        start: Instant,
         hook: &HookSettings,
     ) -> Result<(), GateError> {
+        let start = clock.start;
         let now = Instant::now();
         let mut handed = action.clone();
         handed.delivery = event::Delivery::Continuation;

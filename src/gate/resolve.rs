@@ -10,7 +10,6 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         hold: &LifecycleActionHold<'_, A>,
         record: &mut DecisionRecord,
         clock: &mut Clock,
-        handoff_at: Option<Instant>,
     ) -> Result<Option<InstanceInfo>, GateError> {
         let action = hold.action;
         let give_up = Instant::now() + RESOLVE_WAIT;
@@ -49,7 +48,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     };
                     let next = Instant::now() + Duration::from_secs(2);
                     if next > give_up
-                        || handoff_at.is_some_and(|h| next > h)
+                        || clock.handoff_at.is_some_and(|h| next > h)
                         || next > clock.wait_deadline
                     {
                         record.hand_off(format_args!(

@@ -47,7 +47,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         record: &mut DecisionRecord,
         clock: &mut Clock,
     ) -> Result<WaitEnd, GateError> {
-        let start = w.start;
+        let start = clock.start;
         // Only rounds probed by this invocation count: a hand-over's rounds are a claim.
         let mut samples = Vec::new();
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
@@ -68,7 +68,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if !hold.keep_alive(record, clock, now).await {
                 return Ok(WaitEnd::Stopped);
             }
-            if w.handoff_at.is_some_and(|h| now + probe_time >= h) {
+            if clock.handoff_at.is_some_and(|h| now + probe_time >= h) {
                 return Ok(WaitEnd::InvocationEnding);
             }
             if now >= next_probe {
@@ -112,7 +112,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             let mut wake = next_probe
                 .min(clock.wait_deadline)
                 .min(clock.next_heartbeat);
-            if let Some(h) = w.handoff_at {
+            if let Some(h) = clock.handoff_at {
                 wake = wake.min(h.checked_sub(probe_time).unwrap_or(now));
             }
             sleep_until(wake.max(Instant::now())).await;
@@ -296,8 +296,6 @@ pub(super) enum WaitEnd {
 pub(super) struct Wait<'a> {
     pub(super) config: &'a GateConfig,
     pub(super) policy: HealthPolicy,
-    pub(super) start: Instant,
-    pub(super) handoff_at: Option<Instant>,
     pub(super) checks: &'a [Check],
     pub(super) validation: Option<&'a Validation>,
 }
