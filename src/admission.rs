@@ -8,6 +8,7 @@
 use tracing::warn;
 
 use crate::aws::{ActionAnswer, Aws, AwsError, HookSettings};
+use crate::config::Serving;
 use crate::event::{self, LifecycleAction, Location};
 use crate::record::Outcome;
 
@@ -39,6 +40,8 @@ pub enum Admission {
 
 /// Asks Auto Scaling about the claimed action, in this order (each answer can end it):
 ///
+/// 0. With `serving` [`Serving::IfTagged`], `DescribeAutoScalingGroups`: the group carries
+///    the serving tag ([`Outcome::NotServed`] if not).
 /// 1. `DescribeLifecycleHooks`: the group has a launch hook of that name
 ///    ([`Outcome::NotHeld`] if not); its `NotificationMetadata` replaces the claim's.
 /// 2. `DescribeAutoScalingInstances`: the instance is a member of that group
@@ -52,11 +55,30 @@ pub enum Admission {
 ///
 /// # Errors
 /// [`AwsError`] when a call fails after the SDK's retries: nothing is decided on a guess.
-pub async fn admit<A: Aws>(aws: &A, claimed: &LifecycleAction) -> Result<Admission, AwsError> {
+pub async fn admit<A: Aws>(
+    aws: &A,
+    claimed: &LifecycleAction,
+    serving: Serving<'_>,
+) -> Result<Admission, AwsError> {
     let refuse = |outcome, reason: String| {
         warn!(instance_id = %claimed.instance_id, group = %claimed.group_name, hook = %claimed.hook_name, delivery = ?claimed.delivery, %reason, "refused a claimed lifecycle action");
         Ok(Admission::Refused { outcome, reason })
     };
+    if let Serving::IfTagged { key, value } = serving {
+        let tagged = aws
+            .group_state(&claimed.group_name)
+            .await?
+            .is_some_and(|g| g.tag(key) == Some(value));
+        if !tagged {
+            return refuse(
+                Outcome::NotServed,
+                format!(
+                    "the group {} does not carry the tag {key}={value} (LAUNCH_GATE_GROUP_TAG), nor is it named or prefixed: not served; nothing probed, tagged or completed",
+                    claimed.group_name
+                ),
+            );
+        }
+    }
     let Some(hook) = aws
         .describe_lifecycle_hook(&claimed.group_name, &claimed.hook_name)
         .await?

@@ -33,6 +33,9 @@ pub enum Outcome {
     HandedOff,
     /// The instance is shutting down or terminated: nothing to complete.
     InstanceGone,
+    /// The group is served only by a tag (`LAUNCH_GATE_GROUP_TAG`), and it does not carry
+    /// it: nothing is probed, tagged or completed.
+    NotServed,
     /// Auto Scaling does not hold the named instance for the named launch hook (it is not
     /// a member of the group, or the group has no such launch hook): the notification's
     /// claim is refused, and nothing is probed, tagged or completed.

@@ -135,6 +135,9 @@ impl LifecycleActions for FakeAws {
 }
 
 impl AutoScalingGroups for FakeAws {
+    async fn group_names(&self, _: Option<(&str, &str)>) -> Result<Vec<String>, AwsError> {
+        Ok(vec!["shop-web".into()])
+    }
     async fn describe_group_member(
         &self,
         _: &str,

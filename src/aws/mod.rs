@@ -339,6 +339,13 @@ pub trait AutoScalingGroups: Send + Sync {
         instance_id: &str,
     ) -> impl Future<Output = Result<Option<GroupMember>, AwsError>> + Send;
 
+    /// The names of the groups, every one or those with the tag `(key, value)`:
+    /// `DescribeAutoScalingGroups` (a `tag:<key>` filter), every page.
+    fn group_names(
+        &self,
+        tag: Option<(&str, &str)>,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+
     /// The group's instances held by a launch lifecycle hook: `Pending:Wait`, and
     /// `Warmed:Pending:Wait` in its warm pool.
     fn pending_instances(

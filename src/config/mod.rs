@@ -87,10 +87,18 @@ pub struct GateConfig {
     pub body_contains: Option<String>,
     /// `path=value`: a field the deep health body's JSON must hold, besides a matching status.
     pub body_json: Option<String>,
-    /// The Auto Scaling groups the gate serves; a notification for another group is
-    /// acknowledged and ignored. `None` serves every group the rule delivers.
+    /// The Auto Scaling groups the gate serves by name. With no names, prefixes or tag,
+    /// every group the rule delivers is served; otherwise a notification for another group
+    /// is acknowledged and ignored.
     pub group_names: Option<Vec<String>>,
-    /// The launch lifecycle hooks the scheduled sweep completes for (by name).
+    /// Groups served by name prefix (`shop-web-` serves `shop-web-7f3a`): blue-green with a
+    /// new group per release.
+    pub group_name_prefixes: Vec<String>,
+    /// Groups served by a tag, `key=value` (for example `launch-gate=on`), as
+    /// `DescribeAutoScalingGroups` shows it.
+    pub group_tag: Option<String>,
+    /// The launch lifecycle hooks the gate serves, on every path (events, hand-overs, the
+    /// sweep). Another launch hook on a served group is never completed.
     pub hook_names: Vec<String>,
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
@@ -133,6 +141,8 @@ impl Default for GateConfig {
             body_contains: None,
             body_json: None,
             group_names: None,
+            group_name_prefixes: Vec::new(),
+            group_tag: None,
             hook_names: vec!["launch-gate".to_owned()],
             event_bus: Some("default".to_owned()),
             breaker_action: BreakerAction::Suspend,
@@ -155,6 +165,22 @@ pub struct Setting {
     pub default: &'static str,
     /// What it does.
     pub doc: &'static str,
+}
+
+/// Whether the gate serves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving<'a> {
+    /// By its name or a prefix (or every group is served).
+    Yes,
+    /// Only if `DescribeAutoScalingGroups` shows it with this tag.
+    IfTagged {
+        /// The tag's key.
+        key: &'a str,
+        /// The tag's value.
+        value: &'a str,
+    },
+    /// Not served.
+    No,
 }
 
 /// Every setting, in the order of docs/settings.md.
@@ -269,14 +295,28 @@ pub const SETTINGS: &[Setting] = &[
         env: "LAUNCH_GATE_GROUP_NAMES",
         unit: "names, comma-separated; function only",
         default: "(every group)",
-        doc: "the Auto Scaling groups served; notifications for others are ignored",
+        doc: "the Auto Scaling groups served by name; with no names, prefixes or tag every group is served, otherwise notifications for others are ignored",
+    },
+    Setting {
+        key: "group_name_prefixes",
+        env: "LAUNCH_GATE_GROUP_NAME_PREFIXES",
+        unit: "prefixes, comma-separated; function only",
+        default: "(none)",
+        doc: "groups served by name prefix: a new group per release (blue-green) is served without a redeploy",
+    },
+    Setting {
+        key: "group_tag",
+        env: "LAUNCH_GATE_GROUP_TAG",
+        unit: "key=value; function only",
+        default: "(none)",
+        doc: "groups served by a tag, for example launch-gate=on",
     },
     Setting {
         key: "hook_names",
         env: "LAUNCH_GATE_HOOK_NAMES",
         unit: "names, comma-separated; function only",
         default: "launch-gate",
-        doc: "the launch lifecycle hooks the scheduled sweep gates held instances for",
+        doc: "the launch lifecycle hooks served, on every path: events, hand-overs, the sweep",
     },
     Setting {
         key: "target_group_checks",
@@ -324,7 +364,14 @@ pub const SETTINGS: &[Setting] = &[
 
 /// Settings a hook's metadata cannot override: whom the gate serves, where its events go,
 /// and the breaker's action (the function's IAM policy is made for it).
-const ENV_ONLY: &[&str] = &["group_names", "hook_names", "event_bus", "breaker_action"];
+const ENV_ONLY: &[&str] = &[
+    "group_names",
+    "group_name_prefixes",
+    "group_tag",
+    "hook_names",
+    "event_bus",
+    "breaker_action",
+];
 
 /// A setting that is not valid. The message names the variable or key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -527,6 +574,21 @@ impl GateConfig {
                 let names = comma_names(v)?;
                 self.group_names = (!names.is_empty()).then_some(names);
             }
+            "group_name_prefixes" => self.group_name_prefixes = comma_names(v)?,
+            "group_tag" => {
+                if v.is_empty() {
+                    self.group_tag = None;
+                } else {
+                    match v.split_once('=') {
+                        Some((key, value))
+                            if !key.trim().is_empty() && key.len() <= 128 && value.len() <= 256 =>
+                        {
+                            self.group_tag = Some(format!("{}={}", key.trim(), value.trim()));
+                        }
+                        _ => return Err("expected key=value, for example launch-gate=on".into()),
+                    }
+                }
+            }
             "hook_names" => {
                 let names = comma_names(v)?;
                 if names.is_empty() {
@@ -587,18 +649,44 @@ impl GateConfig {
         Ok(())
     }
 
-    /// Whether the gate serves `group_name`.
-    pub fn serves(&self, group_name: &str) -> bool {
-        self.group_names
+    /// Whether the gate serves `group_name`, as far as the name tells: by name or prefix,
+    /// or every group when neither nor a tag is set. With [`GateConfig::group_tag`], a
+    /// group that no name or prefix serves is served if it carries the tag:
+    /// [`Serving::IfTagged`].
+    pub fn serving(&self, group_name: &str) -> Serving<'_> {
+        let by_name = self
+            .group_names
             .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == group_name))
+            .is_some_and(|names| names.iter().any(|n| n == group_name))
+            || self
+                .group_name_prefixes
+                .iter()
+                .any(|p| group_name.starts_with(p.as_str()));
+        let any_rule = self.group_names.is_some()
+            || !self.group_name_prefixes.is_empty()
+            || self.group_tag.is_some();
+        match self.group_tag_pair() {
+            _ if by_name || !any_rule => Serving::Yes,
+            Some((key, value)) => Serving::IfTagged { key, value },
+            None => Serving::No,
+        }
     }
 
-    /// Whether the gate serves the lifecycle hook `hook_name` of `group_name`: the group is
-    /// served and the hook is one of `hook_names`. Another launch hook on the same group
-    /// (CodeDeploy's, a bootstrap hook) belongs to someone else.
+    /// Whether the gate serves `group_name` by its name alone (see [`GateConfig::serving`]).
+    pub fn serves(&self, group_name: &str) -> bool {
+        self.serving(group_name) == Serving::Yes
+    }
+
+    /// Whether the gate may serve the lifecycle hook `hook_name` of `group_name`: the hook
+    /// is one of `hook_names`, and the group is served (or may be, by its tag). Another
+    /// launch hook on the same group (CodeDeploy's, a bootstrap hook) belongs to someone else.
     pub fn serves_hook(&self, group_name: &str, hook_name: &str) -> bool {
-        self.serves(group_name) && self.hook_names.iter().any(|h| h == hook_name)
+        self.serving(group_name) != Serving::No && self.hook_names.iter().any(|h| h == hook_name)
+    }
+
+    /// The serving tag's key and value.
+    pub fn group_tag_pair(&self) -> Option<(&str, &str)> {
+        self.group_tag.as_deref().and_then(|t| t.split_once('='))
     }
 
     /// The deep probe's conditions on the body: `body_contains` and `body_json`.

@@ -296,3 +296,39 @@ fn host_header_follows_the_elb() {
     c.host_header = Some("shop.example.com".into());
     assert_eq!(c.host_for(ip), "shop.example.com");
 }
+
+#[test]
+fn groups_are_served_by_name_prefix_or_tag() {
+    let all = GateConfig::default();
+    assert_eq!(all.serving("anything"), Serving::Yes);
+    let c = GateConfig::from_lookup(|k| match k {
+        "LAUNCH_GATE_GROUP_NAMES" => Some("shop-web".into()),
+        "LAUNCH_GATE_GROUP_NAME_PREFIXES" => Some("shop-web-, checkout-".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(c.serving("shop-web"), Serving::Yes);
+    assert_eq!(c.serving("shop-web-7f3a"), Serving::Yes);
+    assert_eq!(c.serving("checkout-blue"), Serving::Yes);
+    assert_eq!(c.serving("billing-web"), Serving::No);
+    assert!(!c.serves_hook("billing-web", "launch-gate"));
+    let tagged = GateConfig::from_lookup(|k| {
+        (k == "LAUNCH_GATE_GROUP_TAG").then(|| "launch-gate = on".into())
+    })
+    .unwrap();
+    assert_eq!(
+        tagged.serving("billing-web"),
+        Serving::IfTagged {
+            key: "launch-gate",
+            value: "on"
+        }
+    );
+    assert!(tagged.serves_hook("billing-web", "launch-gate"));
+    assert!(!tagged.serves_hook("billing-web", "codedeploy"));
+    for bad in ["on", "=on"] {
+        let e = GateConfig::from_lookup(|k| (k == "LAUNCH_GATE_GROUP_TAG").then(|| bad.into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key=value"), "{bad}: {e}");
+    }
+}

@@ -15,7 +15,8 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         start: &mut Instant,
         record: &mut DecisionRecord,
     ) -> Result<(), GateError> {
-        let admitted = match admission::admit(&self.aws, claimed).await? {
+        let serving = self.config.serving(&claimed.group_name);
+        let admitted = match admission::admit(&self.aws, claimed, serving).await? {
             Admission::Admitted(a) => a,
             Admission::Refused { outcome, reason } => {
                 record.outcome = outcome;

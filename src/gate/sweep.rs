@@ -12,13 +12,16 @@ impl<P: Prober, A: Aws> Gate<P, A> {
     /// # Errors
     /// [`GateError::Aws`] when listing or claiming fails after retries.
     pub(super) async fn sweep(&self) -> Result<Vec<LifecycleAction>, GateError> {
-        let Some(groups) = &self.config.group_names else {
-            warn!("the sweep needs LAUNCH_GATE_GROUP_NAMES, the groups to look at; nothing swept");
+        let groups = self.served_groups().await?;
+        if groups.is_empty() {
+            warn!(
+                "the sweep needs the groups to look at: LAUNCH_GATE_GROUP_NAMES, LAUNCH_GATE_GROUP_NAME_PREFIXES or LAUNCH_GATE_GROUP_TAG; nothing swept"
+            );
             return Ok(Vec::new());
-        };
+        }
         let now = epoch_seconds();
         let mut found = Vec::new();
-        for group in groups {
+        for group in &groups {
             let pending = self.aws.pending_instances(group).await?;
             if pending.is_empty() {
                 continue;
@@ -67,5 +70,26 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             }
         }
         Ok(found)
+    }
+
+    /// The groups the gate serves, as Auto Scaling lists them now: the names, the groups
+    /// whose name starts with a prefix, and the groups with the tag (a group created after
+    /// the gate was deployed included). Empty when none of the three is set.
+    async fn served_groups(&self) -> Result<Vec<String>, GateError> {
+        let c = &self.config;
+        let mut groups = c.group_names.clone().unwrap_or_default();
+        if !c.group_name_prefixes.is_empty() {
+            groups.extend(self.aws.group_names(None).await?.into_iter().filter(|g| {
+                c.group_name_prefixes
+                    .iter()
+                    .any(|p| g.starts_with(p.as_str()))
+            }));
+        }
+        if let Some(tag) = c.group_tag_pair() {
+            groups.extend(self.aws.group_names(Some(tag)).await?);
+        }
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
     }
 }

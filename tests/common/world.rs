@@ -189,6 +189,62 @@ impl World {
         }
     }
 
+    /// A group created after the gate was deployed (a blue-green release's new group):
+    /// `name`, from the world's launch template, in its subnet, with `tags` and the world's
+    /// launch hook and settings; one instance launched and held. Its lifecycle action.
+    pub async fn add_group(&self, name: &str, tags: &[(&str, &str)]) -> Value {
+        let subnet = self.own_instance().await.subnet_id().unwrap().to_owned();
+        let mut create = self
+            .autoscaling
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(name)
+            .min_size(0)
+            .max_size(10)
+            .desired_capacity(0)
+            .vpc_zone_identifier(subnet)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("shop-web")
+                    .build(),
+            );
+        for (key, value) in tags {
+            create = create.tags(
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .key(*key)
+                    .value(*value)
+                    .resource_id(name)
+                    .resource_type("auto-scaling-group")
+                    .propagate_at_launch(true)
+                    .build(),
+            );
+        }
+        create.send().await.unwrap();
+        let mut hook = self
+            .autoscaling
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(name)
+            .lifecycle_hook_name("launch-gate")
+            .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+            .heartbeat_timeout(300)
+            .default_result("ABANDON");
+        if let Some(m) = self.action["NotificationMetadata"].as_str() {
+            hook = hook.notification_metadata(m);
+        }
+        hook.send().await.unwrap();
+        self.autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(name)
+            .desired_capacity(1)
+            .send()
+            .await
+            .unwrap();
+        self.emulator
+            .lifecycle_actions()
+            .into_iter()
+            .find(|a| a["Pending"] == true && a["AutoScalingGroupName"] == name)
+            .expect("the new group's launch is held by its hook")
+    }
+
     /// The gate the Lambda builds, with default settings, pointed at the emulator.
     pub fn gate(&self) -> RealGate {
         Gate::new(

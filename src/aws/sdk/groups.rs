@@ -53,6 +53,29 @@ impl SdkAws {
 }
 
 impl AutoScalingGroups for SdkAws {
+    async fn group_names(&self, tag: Option<(&str, &str)>) -> Result<Vec<String>, AwsError> {
+        let mut call = self.autoscaling.describe_auto_scaling_groups();
+        if let Some((key, value)) = tag {
+            call = call.filters(
+                aws_sdk_autoscaling::types::Filter::builder()
+                    .name(format!("tag:{key}"))
+                    .values(value)
+                    .build(),
+            );
+        }
+        let mut pages = call.into_paginator().send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DescribeAutoScalingGroups", e))?;
+            names.extend(
+                page.auto_scaling_groups()
+                    .iter()
+                    .filter_map(|g| g.auto_scaling_group_name().map(str::to_owned)),
+            );
+        }
+        Ok(names)
+    }
+
     async fn describe_group_member(
         &self,
         instance_id: &str,
