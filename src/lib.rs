@@ -30,6 +30,7 @@
 //!   the Auto Scaling hold (`hold`: heartbeat, claim, hand-over, completion), `tell` (breaker, events).
 //! - `breaker`: the launch-loop breaker: abandons counted per group and launch template version, the trip.
 //! - `publish`: decision and `Rollout Halted` events on EventBridge.
+//! - `checks`: the gate's checks of one address, once, for `launch-gate probe`.
 //! - `rollout`: the pipeline step: the assessment and its poll loop, over the rollout's reads.
 //!
 //! The binaries in `src/bin/` parse arguments and print: `bootstrap` is the Lambda
@@ -41,6 +42,8 @@ pub mod admission;
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod breaker;
+#[cfg(feature = "aws")]
+pub mod checks;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod diagnosis;

@@ -16,16 +16,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use futures::future::join_all;
 use launch_gate::aws::sdk::SdkAws;
-use launch_gate::aws::{AutoScalingGroups, Instances, TargetGroups};
+use launch_gate::checks::{self, CheckResult, ChecksError};
 use launch_gate::config::GateConfig;
-use launch_gate::diagnosis::{Diagnosis, diagnose, diagnose_target_group};
-use launch_gate::probe::{CheckLabel, HttpProber, ProbeOutcome, ProbeRequest, Prober};
-use launch_gate::record::body_snippet;
+use launch_gate::probe::HttpProber;
 use launch_gate::rollout::{Report, RolloutError, RolloutRequest};
 use launch_gate::time::parse_duration;
-use serde::Serialize;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -125,21 +121,6 @@ fn seconds(text: &str) -> Result<u64, String> {
     parse_duration(text).map(|d| d.as_secs())
 }
 
-/// One check's result, as printed.
-#[derive(Serialize)]
-struct CheckResult {
-    check: String,
-    url: String,
-    host: String,
-    passed: bool,
-    #[serde(flatten)]
-    outcome: ProbeOutcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<Diagnosis>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    body_snippet: String,
-}
-
 enum Failure {
     /// A usage or configuration error: exit 2.
     Config(String),
@@ -194,49 +175,21 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
     let (ip, target_groups) = match (&args.ip, &args.instance_id) {
         (Some(ip), _) => (*ip, Vec::new()),
         (None, Some(id)) => {
-            resolve(
-                id,
-                args.region.clone(),
-                args.target_groups,
-                config.body_limit_bytes,
-            )
-            .await?
+            let aws = sdk(args.region.clone()).await;
+            let found = checks::for_instance(&aws, id, args.target_groups, config.body_limit_bytes)
+                .await
+                .map_err(|e| match e {
+                    ChecksError::Usage(message) => Failure::Config(message),
+                    ChecksError::Aws(e) => Failure::Aws(e),
+                })?;
+            for note in &found.notes {
+                eprintln!("launch-gate: {note}");
+            }
+            (found.ip, found.target_groups)
         }
         (None, None) => return Err(Failure::Config("give --ip or --instance-id".into())),
     };
-    let deep = ProbeRequest::deep_health(&config, ip);
-    // The labels of the gate's decision records.
-    let mut checks = vec![(CheckLabel::DeepHealth.to_string(), None, deep)];
-    checks.extend(target_groups.into_iter().map(|(name, r)| {
-        (
-            CheckLabel::TargetGroup(name.clone()).to_string(),
-            Some(name),
-            r,
-        )
-    }));
-
-    let prober = HttpProber::new();
-    let outcomes = join_all(checks.iter().map(|(_, _, r)| prober.probe(r))).await;
-    let results: Vec<CheckResult> = checks
-        .into_iter()
-        .zip(outcomes)
-        .map(|((label, tg, request), outcome)| CheckResult {
-            cause: match &tg {
-                None => diagnose(&request, &outcome),
-                Some(name) => diagnose_target_group(name, &request, &outcome),
-            },
-            check: label,
-            url: request.url(),
-            host: request.host.clone(),
-            passed: outcome.passed,
-            body_snippet: if outcome.passed {
-                String::new()
-            } else {
-                body_snippet(&outcome.body)
-            },
-            outcome,
-        })
-        .collect();
+    let results = checks::run_once(&HttpProber::new(), &config, ip, target_groups).await;
     let healthy = results.iter().all(|r| r.passed);
     if args.json {
         println!("{}", json!({"healthy": healthy, "checks": results}));
@@ -244,51 +197,6 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
         print_text(healthy, &results);
     }
     Ok(healthy)
-}
-
-/// The instance's private IP and, when asked, its target groups' health checks.
-async fn resolve(
-    instance_id: &str,
-    region: Option<String>,
-    with_target_groups: bool,
-    body_limit: usize,
-) -> Result<(IpAddr, Vec<(String, ProbeRequest)>), Failure> {
-    let aws = sdk(region).await;
-    let aws_error = Failure::Aws;
-    let info = aws
-        .describe_instance(instance_id)
-        .await
-        .map_err(aws_error)?
-        .ok_or_else(|| Failure::Config(format!("EC2 does not know the instance {instance_id}")))?;
-    let ip = info.private_ip.ok_or_else(|| {
-        Failure::Config(format!(
-            "the instance {instance_id} ({}) has no private IP",
-            info.state
-        ))
-    })?;
-    if !with_target_groups {
-        return Ok((ip, Vec::new()));
-    }
-    let group = info.group_name.ok_or_else(|| {
-        Failure::Config(format!("the instance {instance_id} is in no Auto Scaling group (no aws:autoscaling:groupName tag)"))
-    })?;
-    let arns = aws
-        .target_group_arns(&group)
-        .await
-        .map_err(aws_error)?
-        .ok_or_else(|| Failure::Config(format!("the Auto Scaling group {group} does not exist")))?;
-    if arns.is_empty() {
-        eprintln!("launch-gate: the group {group} has no target groups");
-        return Ok((ip, Vec::new()));
-    }
-    let mut checks = Vec::new();
-    for tg in aws.describe_target_groups(&arns).await.map_err(aws_error)? {
-        match ProbeRequest::for_target_group(&tg, ip, body_limit) {
-            Ok(request) => checks.push((tg.name, request)),
-            Err(why) => eprintln!("launch-gate: target group {}: {why}", tg.name),
-        }
-    }
-    Ok((ip, checks))
 }
 
 fn print_text(healthy: bool, results: &[CheckResult]) {
