@@ -366,7 +366,12 @@ impl DecisionRecord {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["Verdict"], ["Verdict", "Cause"], ["AutoScalingGroupName", "Verdict"]],
+                    "Dimensions": [
+                        ["Verdict"],
+                        ["Verdict", "Cause"],
+                        ["AutoScalingGroupName", "Verdict"],
+                        ["Mode", "GateVerdict"],
+                    ],
                     "Metrics": [
                         {"Name": "Decisions", "Unit": "Count"},
                         {"Name": "TimeToDecision", "Unit": "Milliseconds"},
@@ -376,6 +381,9 @@ impl DecisionRecord {
             },
             "Verdict": verdict,
             "Cause": self.cause.as_ref().map_or("none", |c| c.code),
+            // The gate's own verdict: in shadow mode it differs from what was sent.
+            "GateVerdict": self.verdict.map_or("none", |v| v.as_str()),
+            "Mode": self.mode.map_or("none", |m| m.as_str()),
             "AutoScalingGroupName": self.group_name,
             "Decisions": 1,
             "TimeToDecision": self.time_to_decision_ms,
@@ -442,6 +450,20 @@ mod tests {
         r.outcome = Outcome::HandedOff;
         r.result = None;
         assert_eq!(r.metrics(0)["Verdict"], "handed_off");
+        // In shadow mode the metrics carry the verdict the gate would have sent.
+        r.outcome = Outcome::Completed;
+        r.result = Some(LifecycleActionResult::Continue);
+        r.verdict = Some(LifecycleActionResult::Abandon);
+        r.mode = Some(Mode::Shadow);
+        let m = r.metrics(0);
+        assert_eq!(
+            (
+                m["Verdict"].as_str(),
+                m["Mode"].as_str(),
+                m["GateVerdict"].as_str()
+            ),
+            (Some("CONTINUE"), Some("shadow"), Some("ABANDON"))
+        );
     }
 
     #[test]

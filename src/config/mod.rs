@@ -23,6 +23,16 @@ pub enum Mode {
     Shadow,
 }
 
+impl Mode {
+    /// `enforce` or `shadow`, as the settings spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Shadow => "shadow",
+        }
+    }
+}
+
 /// What to do with a launch into a warm pool (`Origin: EC2`, `Destination: WarmPool`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
