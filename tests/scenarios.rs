@@ -37,6 +37,29 @@ async fn healthy_release_continues_and_goes_in_service() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_auto_grace_period_is_the_groups_health_check_grace_period() {
+    // The AMI installs packages for four minutes, and the group knows it
+    // (HealthCheckGracePeriod 240): the gate's `auto` grace period, the default, waits as
+    // long before a failure may ABANDON early.
+    let world = World::new(json!({"grace_period_seconds": "auto"})).await;
+    world
+        .autoscaling
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(&world.group)
+        .health_check_grace_period(240)
+        .send()
+        .await
+        .unwrap();
+    let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
+
+    let record = world.gate_once("launch.json").await;
+
+    assert_eq!(record.result, Some(Continue));
+    let settings = record.settings.expect("the settings used");
+    assert_eq!(settings.grace_period, Duration::from_secs(240));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unapplied_migrations_abandon_and_the_instance_is_terminated() {
     let world = World::new(json!({})).await;
     let _app = DjangoApp::start(

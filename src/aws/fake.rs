@@ -27,6 +27,8 @@ pub(crate) struct FakeAws {
     pub(crate) ip: &'static str,
     pub(crate) abandoned: Vec<&'static str>,
     pub(crate) group_tags: Mutex<Vec<(String, String)>>,
+    /// The group's `HealthCheckGracePeriod`.
+    pub(crate) group_grace: Mutex<Option<Duration>>,
     pub(crate) events: Mutex<Vec<(String, Value)>>,
     pub(crate) events_fail: bool,
     pub(crate) suspend_fails: bool,
@@ -45,6 +47,7 @@ impl Default for FakeAws {
             ip: "10.0.1.23",
             abandoned: Vec::new(),
             group_tags: Mutex::default(),
+            group_grace: Mutex::default(),
             events: Mutex::default(),
             events_fail: false,
             suspend_fails: false,
@@ -157,6 +160,7 @@ impl AutoScalingGroups for FakeAws {
         Ok(Some(crate::aws::GroupState {
             suspended_processes: Vec::new(),
             tags: self.group_tags.lock().unwrap().clone(),
+            health_check_grace_period: *self.group_grace.lock().unwrap(),
         }))
     }
     async fn scaling_activities(

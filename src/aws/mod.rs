@@ -393,13 +393,16 @@ pub trait AutoScalingGroups: Send + Sync {
     ) -> impl Future<Output = Result<RefreshAnswer, AwsError>> + Send;
 }
 
-/// What `DescribeAutoScalingGroups` says of a group, for the breaker.
+/// What `DescribeAutoScalingGroups` says of a group, for the breaker and the grace period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupState {
     /// `SuspendedProcesses[].ProcessName`.
     pub suspended_processes: Vec<String>,
     /// `Tags`, key and value.
     pub tags: Vec<(String, String)>,
+    /// `HealthCheckGracePeriod`: how long the group waits before it checks a new
+    /// instance's health (whole seconds).
+    pub health_check_grace_period: Option<Duration>,
 }
 
 impl GroupState {

@@ -83,6 +83,11 @@ pub struct GateConfig {
     /// unhealthy threshold (the app is still booting).
     #[serde(serialize_with = "secs", rename = "grace_period_seconds")]
     pub grace_period: Duration,
+    /// `grace_period_seconds` is `auto` (the default): the grace period is at least the
+    /// group's `HealthCheckGracePeriod` ([`GateConfig::with_group_grace`]), so an
+    /// instance the group itself would still let boot is not abandoned early.
+    #[serde(skip)]
+    pub grace_period_auto: bool,
     /// Longest the gate waits for the healthy threshold before `ABANDON`.
     #[serde(serialize_with = "secs", rename = "max_wait_seconds")]
     pub max_wait: Duration,
@@ -144,6 +149,7 @@ impl Default for GateConfig {
             interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(5),
             grace_period: Duration::from_secs(120),
+            grace_period_auto: true,
             max_wait: Duration::from_secs(600),
             mode: Mode::Enforce,
             host_header: None,
@@ -352,7 +358,15 @@ impl GateConfig {
             "unhealthy_threshold" => self.unhealthy_threshold = int(v, 1, 10)? as u32,
             "interval_seconds" => self.interval = Duration::from_secs(int(v, 1, 300)?),
             "probe_timeout_seconds" => self.probe_timeout = Duration::from_secs(int(v, 1, 120)?),
-            "grace_period_seconds" => self.grace_period = Duration::from_secs(int(v, 0, 7200)?),
+            "grace_period_seconds" if v == "auto" => {
+                self.grace_period = Self::default().grace_period;
+                self.grace_period_auto = true;
+            }
+            "grace_period_seconds" => {
+                self.grace_period =
+                    Duration::from_secs(int(v, 0, 7200).map_err(|e| format!("{e}, or auto"))?);
+                self.grace_period_auto = false;
+            }
             "max_wait_seconds" => self.max_wait = Duration::from_secs(int(v, 1, 172_800)?),
             "mode" => {
                 self.mode = match v {
@@ -466,6 +480,16 @@ impl GateConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The settings with an `auto` grace period raised to the group's
+    /// `HealthCheckGracePeriod` (seconds, from `DescribeAutoScalingGroups`), capped at the
+    /// setting's 7200 s. An explicit `grace_period_seconds` is kept as set.
+    pub fn with_group_grace(mut self, group_grace: Option<Duration>) -> Self {
+        if let (true, Some(g)) = (self.grace_period_auto, group_grace) {
+            self.grace_period = self.grace_period.max(g.min(Duration::from_secs(7200)));
+        }
+        self
     }
 
     /// Whether the gate serves `group_name`, as far as the name tells: by name or prefix,

@@ -70,9 +70,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "grace_period_seconds",
         env: "LAUNCH_GATE_GRACE_PERIOD_SECONDS",
-        unit: "seconds 0-7200",
-        default: "120",
-        doc: "start-up time during which failures do not ABANDON early",
+        unit: "`auto`, or seconds 0-7200",
+        default: "auto",
+        doc: "start-up time during which failures do not ABANDON early; `auto` is 120 s or the group's `HealthCheckGracePeriod`, whichever is longer",
     },
     Setting {
         key: "max_wait_seconds",

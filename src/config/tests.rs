@@ -332,3 +332,42 @@ fn groups_are_served_by_name_prefix_or_tag() {
         assert!(e.contains("key=value"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn the_grace_period_is_auto_unless_set() {
+    let auto = GateConfig::from_lookup(|_| None).unwrap();
+    assert!(auto.grace_period_auto);
+    assert_eq!(auto.grace_period, Duration::from_secs(120));
+    let group = |s| Some(Duration::from_secs(s));
+    assert_eq!(
+        auto.clone().with_group_grace(group(300)).grace_period,
+        Duration::from_secs(300)
+    );
+    // never below the default, never beyond the setting's range
+    assert_eq!(
+        auto.clone().with_group_grace(group(0)).grace_period,
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        auto.with_group_grace(group(86_400)).grace_period,
+        Duration::from_secs(7200)
+    );
+    let set = GateConfig::from_lookup(|k| {
+        (k == "LAUNCH_GATE_GRACE_PERIOD_SECONDS").then(|| "30".to_owned())
+    })
+    .unwrap();
+    assert!(!set.grace_period_auto);
+    assert_eq!(
+        set.with_group_grace(group(300)).grace_period,
+        Duration::from_secs(30)
+    );
+    let metadata = GateConfig::default()
+        .with_metadata(Some(r#"{"grace_period_seconds": "auto"}"#))
+        .unwrap();
+    assert!(metadata.grace_period_auto);
+    let err = GateConfig::default()
+        .with_metadata(Some(r#"{"grace_period_seconds": "soon"}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("or auto"), "{err}");
+}

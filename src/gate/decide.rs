@@ -39,6 +39,14 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 return Ok(());
             }
         };
+        // `auto`: no shorter than the group's own grace period, so an instance the group
+        // would still let boot is not abandoned early.
+        let config = if config.grace_period_auto {
+            let group = self.aws.group_state(&action.group_name).await?;
+            config.with_group_grace(group.and_then(|g| g.health_check_grace_period))
+        } else {
+            config
+        };
         record.mode = Some(config.mode);
         record.settings = Some(config.clone());
         let hold = LifecycleActionHold {

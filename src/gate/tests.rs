@@ -326,3 +326,25 @@ async fn a_continue_is_one_decision_event_and_no_breaker() {
     assert_eq!(detail["launch_template"]["id"], "lt-1");
     assert!(detail["time_to_decision_ms"].is_u64());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_auto_grace_period_is_no_shorter_than_the_groups() {
+    // The group waits 40 s before its own health checks: so does an `auto` grace period
+    // (20 s here), and an explicit one is kept as set.
+    let aws = FakeAws::default();
+    *aws.group_grace.lock().unwrap() = Some(Duration::from_secs(40));
+    let (r, _) = run(&[false], config(), aws).await;
+    assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+    // probes at 0..35 are in the grace period; 40 and 45 count
+    assert_eq!(r.probe_count, 10);
+    assert_eq!(r.settings.unwrap().grace_period, Duration::from_secs(40));
+
+    let aws = FakeAws::default();
+    *aws.group_grace.lock().unwrap() = Some(Duration::from_secs(40));
+    let explicit = GateConfig {
+        grace_period_auto: false,
+        ..config()
+    };
+    let (r, _) = run(&[false], explicit, aws).await;
+    assert_eq!(r.probe_count, 6);
+}

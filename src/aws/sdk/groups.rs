@@ -29,6 +29,10 @@ pub(super) fn group_state_of(group: &aws_sdk_autoscaling::types::AutoScalingGrou
             .iter()
             .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
             .collect(),
+        health_check_grace_period: group
+            .health_check_grace_period()
+            .and_then(|s| u64::try_from(s).ok())
+            .map(Duration::from_secs),
     }
 }
 

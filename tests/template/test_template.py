@@ -1,0 +1,144 @@
+"""The SAM template's defaults, parameter constraints and Rules, read from template.yaml.
+
+CloudFormation evaluates Rules before it creates anything; these tests evaluate the same
+Rules with the functions CloudFormation documents for them (Fn::And, Fn::Or, Fn::Not,
+Fn::Equals, Fn::Contains, Ref), so a parameter set the stack must refuse is refused here
+first. Run by scripts/check-template with the tools' venv (cfn-lint's YAML loader reads
+the short-form tags).
+"""
+import re
+import unittest
+from pathlib import Path
+
+from cfnlint.decode import cfn_yaml
+
+TEMPLATE = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "template.yaml"))
+PARAMETERS = TEMPLATE["Parameters"]
+
+
+def value(parameter, given):
+    """A parameter's value as a Rule sees it: given, else its default; lists split."""
+    raw = given.get(parameter, PARAMETERS[parameter].get("Default"))
+    if raw is None:
+        raise KeyError(f"{parameter} has no default: give it")
+    if PARAMETERS[parameter]["Type"].startswith(("List<", "CommaDelimitedList")):
+        return [v.strip() for v in str(raw).split(",")]
+    return str(raw)
+
+
+def evaluate(node, given):
+    if isinstance(node, (str, int)):
+        return str(node)
+    if isinstance(node, list):
+        return [evaluate(n, given) for n in node]
+    ((fn, args),) = node.items()
+    if fn == "Ref":
+        return value(args, given)
+    if fn == "Fn::Equals":
+        a, b = (evaluate(x, given) for x in args)
+        return a == b
+    if fn == "Fn::Not":
+        return not evaluate(args[0], given)
+    if fn == "Fn::And":
+        return all(evaluate(x, given) for x in args)
+    if fn == "Fn::Or":
+        return any(evaluate(x, given) for x in args)
+    if fn == "Fn::Contains":
+        values, wanted = (evaluate(x, given) for x in args)
+        return wanted in values
+    raise AssertionError(f"{fn} is not a rule function this test knows")
+
+
+def refusals(**given):
+    """The AssertDescriptions CloudFormation would answer a stack with these parameters."""
+    out = []
+    for rule in TEMPLATE.get("Rules", {}).values():
+        if "RuleCondition" in rule and not evaluate(rule["RuleCondition"], given):
+            continue
+        for a in rule["Assertions"]:
+            if not evaluate(a["Assert"], given):
+                out.append(a["AssertDescription"])
+    return out
+
+
+def allowed(parameter, text):
+    p = PARAMETERS[parameter]
+    if "AllowedValues" in p:
+        return text in [str(v) for v in p["AllowedValues"]]
+    if "AllowedPattern" in p:
+        return re.fullmatch(p["AllowedPattern"], text) is not None
+    return True
+
+
+REQUIRED = {"GroupNames": "shop-web"}
+
+
+class Defaults(unittest.TestCase):
+    def test_shadow_first(self):
+        self.assertEqual(PARAMETERS["Mode"]["Default"], "shadow")
+
+    def test_grace_period_follows_the_group(self):
+        self.assertEqual(PARAMETERS["GracePeriodSeconds"]["Default"], "auto")
+        for ok in ["auto", "0", "7", "120", "999", "6999", "7199", "7200"]:
+            self.assertTrue(allowed("GracePeriodSeconds", ok), ok)
+        for bad in ["7201", "9999", "-1", "2h", "", "auto1"]:
+            self.assertFalse(allowed("GracePeriodSeconds", bad), bad)
+
+    def test_no_reservation_by_default(self):
+        # Lambda refuses a reservation that leaves the account under 100 unreserved
+        # executions: a default reservation fails the stack in a new account.
+        self.assertEqual(PARAMETERS["ReservedConcurrency"]["Default"], 0)
+
+    def test_no_log_level_drops_the_records(self):
+        self.assertEqual(set(PARAMETERS["LogLevel"]["AllowedValues"]), {"TRACE", "DEBUG", "INFO"})
+
+    def test_the_hook_abandons_what_the_gate_never_decided(self):
+        hook = TEMPLATE["Resources"]["LaunchLifecycleHook"]["Properties"]
+        self.assertEqual(hook["DefaultResult"], "ABANDON")
+        self.assertEqual(hook["LifecycleTransition"], "autoscaling:EC2_INSTANCE_LAUNCHING")
+        self.assertIn("NotificationMetadata", hook)
+
+    def test_alarms_for_what_hurts(self):
+        resources = TEMPLATE["Resources"]
+        for alarm in ["FunctionErrorsAlarm", "AbandonAlarm", "HandOffAlarm", "ShadowAbandonAlarm",
+                      "FailedInvocationsAlarm", "UndeliveredEventsAlarm"]:
+            self.assertEqual(resources[alarm]["Type"], "AWS::CloudWatch::Alarm", alarm)
+        rule = resources["RolloutHaltedToAlarmTopic"]["Properties"]["EventPattern"]
+        self.assertEqual(rule["detail-type"], ["Rollout Halted"])
+
+    def test_the_gates_security_group_is_exported(self):
+        self.assertIn("GateSecurityGroupId", TEMPLATE["Outputs"])
+
+
+class Rules(unittest.TestCase):
+    def test_a_stack_without_its_own_hook_passes(self):
+        self.assertEqual(refusals(**REQUIRED), [])
+
+    def test_the_hooks_group_must_be_served(self):
+        self.assertEqual(refusals(GroupNames="shop-web,shop-api", HookGroupName="shop-api"), [])
+        refused = refusals(GroupNames="shop-web", HookGroupName="shop-web-2")
+        self.assertEqual(len(refused), 1)
+        self.assertIn("HookGroupName must be one of GroupNames", refused[0])
+        # served by prefix or tag: the name is not checked (Rules cannot match a prefix)
+        self.assertEqual(refusals(GroupNames="shop-web", HookGroupName="shop-web-2",
+                                  GroupNamePrefix="shop-web-"), [])
+        self.assertEqual(refusals(GroupNames="shop-web", HookGroupName="checkout",
+                                  GroupTagValue="on"), [])
+
+    def test_the_hooks_name_must_be_served(self):
+        refused = refusals(GroupNames="shop-web", HookGroupName="shop-web",
+                           HookNames="codedeploy-hook")
+        self.assertEqual(len(refused), 1)
+        self.assertIn("keep launch-gate in HookNames", refused[0])
+
+    def test_metadata_needs_the_templates_hook(self):
+        refused = refusals(GroupNames="shop-web", HookMetadata='{"health_port": 8000}')
+        self.assertEqual(len(refused), 1)
+        self.assertIn("set HookGroupName too", refused[0])
+        self.assertEqual(refusals(GroupNames="shop-web", HookGroupName="shop-web",
+                                  HookMetadata='{"health_port": 8000}'), [])
+        self.assertFalse(allowed("HookMetadata", "health_port=8000"))
+
+
+if __name__ == "__main__":
+    unittest.main()
