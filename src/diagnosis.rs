@@ -101,7 +101,7 @@ pub fn diagnose(request: &ProbeRequest, outcome: &ProbeOutcome) -> Option<Diagno
                 if is_django_disallowed_host(outcome) { " (Django's DisallowedHost page)" } else { "" }
             ),
             format!(
-                "Add the instance's private IP to the allowed hosts at start-up (Django: append it to ALLOWED_HOSTS, read from the instance metadata service with an IMDSv2 token; an IMDSv1 call fails on IMDSv2-only instances), or answer {} before host validation.",
+                "Add the instance's private IP to the allowed hosts at start-up (Django: append it to ALLOWED_HOSTS, read from the instance metadata service with an IMDSv2 token; an IMDSv1 call fails on IMDSv2-only instances), or answer {} before host validation. Behind a proxy on the instance, pass the Host header on (nginx: proxy_set_header Host $http_host), or the app sees the upstream's name.",
                 request.path
             ),
         ),

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{AppSetup, DjangoApp, Migrations, Nginx, World, free_port};
+use common::{AppSetup, DjangoApp, Migrations, Nginx, Site, World, free_port};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -239,7 +239,7 @@ fn a_body_that_does_not_report_healthy() {
 fn nginx_redirecting_every_path_and_the_fixed_configuration() {
     let (ip, app_port, proxy_port) = (ip(8), free_port(), free_port());
     let _app = DjangoApp::start(ip, app_port, AppSetup::default());
-    let broken = Nginx::start(ip, proxy_port, (ip, app_port), false);
+    let broken = Nginx::start(ip, proxy_port, (ip, app_port), Site::RedirectEverything);
     let (code, doc) = probe_json(&args(&target(ip, proxy_port), &[]));
     assert_eq!(code, 1);
     let (c, summary, fix) = cause(&doc);
@@ -250,9 +250,23 @@ fn nginx_redirecting_every_path_and_the_fixed_configuration() {
     );
     assert!(fix.contains("nginx"), "{fix}");
     drop(broken);
-    let _fixed = Nginx::start(ip, proxy_port, (ip, app_port), true);
+    let _fixed = Nginx::start(ip, proxy_port, (ip, app_port), Site::Published);
     let (code, doc) = probe_json(&args(&target(ip, proxy_port), &[]));
     assert_eq!(code, 0, "{doc}");
+}
+
+#[test]
+fn nginx_without_the_host_pass_through_is_a_rejected_host() {
+    // The private IP is in ALLOWED_HOSTS, but nginx sends `Host: shop` (its upstream's
+    // name) without `proxy_set_header Host $http_host`: Django answers 400.
+    let (ip, app_port, proxy_port) = (ip(13), free_port(), free_port());
+    let _app = DjangoApp::start(ip, app_port, AppSetup::default());
+    let _nginx = Nginx::start(ip, proxy_port, (ip, app_port), Site::PublishedWithoutHost);
+    let (code, doc) = probe_json(&args(&target(ip, proxy_port), &[]));
+    assert_eq!(code, 1);
+    let (c, _, fix) = cause(&doc);
+    assert_eq!(c, "host_rejected");
+    assert!(fix.contains("proxy_set_header Host $http_host"), "{fix}");
 }
 
 /// A server that accepts and then does `behaviour` with each connection.

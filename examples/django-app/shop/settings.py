@@ -5,6 +5,7 @@
 | DJANGO_SECRET_KEY | required; start-up fails without it |
 | DJANGO_ALLOWED_HOSTS | comma-separated host names (for example `.example.com`) |
 | ALLOWED_HOSTS_FROM_IMDS | `1`: add the instance's private IP, read with IMDSv2 at start-up |
+| INSTANCE_PRIVATE_IP | the instance's private IP, added to the allowed hosts without asking IMDS |
 | IMDS_ENDPOINT | the metadata service, default `http://169.254.169.254` |
 | DJANGO_DB_PATH | the SQLite database file |
 | DJANGO_SECURE_SSL_REDIRECT | `1`: redirect http to https, except the health paths |
@@ -29,10 +30,21 @@ SECRET_KEY = require_env("DJANGO_SECRET_KEY")
 DEBUG = False
 
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h]
-if os.environ.get("ALLOWED_HOSTS_FROM_IMDS") == "1":
-    from shop.instance_ip import IMDS, private_ipv4
+# The load balancer's health checker sends Host: <private-ip>:<port> (shop/instance_ip.py).
+if os.environ.get("INSTANCE_PRIVATE_IP"):
+    from shop.instance_ip import from_environment
 
-    ALLOWED_HOSTS.append(private_ipv4(os.environ.get("IMDS_ENDPOINT", IMDS)))
+    try:
+        ALLOWED_HOSTS.append(from_environment(os.environ["INSTANCE_PRIVATE_IP"]))
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
+elif os.environ.get("ALLOWED_HOSTS_FROM_IMDS") == "1":
+    from shop.instance_ip import IMDS, MetadataUnavailable, private_ipv4
+
+    try:
+        ALLOWED_HOSTS.append(private_ipv4(os.environ.get("IMDS_ENDPOINT", IMDS)))
+    except MetadataUnavailable as error:
+        raise ImproperlyConfigured(f"ALLOWED_HOSTS_FROM_IMDS=1: {error}") from None
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
