@@ -107,7 +107,21 @@ class Defaults(unittest.TestCase):
         self.assertEqual(rule["detail-type"], ["Rollout Halted"])
 
     def test_the_gates_security_group_is_exported(self):
-        self.assertIn("GateSecurityGroupId", TEMPLATE["Outputs"])
+        output = TEMPLATE["Outputs"]["GateSecurityGroupId"]
+        self.assertIn("Export", output)
+
+    def test_health_checks_reach_every_cidr_the_instances_use(self):
+        resources = TEMPLATE["Resources"]
+        egress = resources["GateSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+        self.assertIn({"Ref": "VpcCidr"}, [e.get("CidrIp") for e in egress])
+        self.assertEqual(resources["HealthCheckEgressSecondaryCidr"]["Properties"]["CidrIp"],
+                         {"Ref": "SecondaryVpcCidr"})
+        self.assertEqual(resources["HealthCheckEgressIpv6"]["Properties"]["CidrIpv6"],
+                         {"Ref": "VpcIpv6Cidr"})
+        for ok in ["", "100.64.0.0/16"]:
+            self.assertTrue(allowed("SecondaryVpcCidr", ok), ok)
+        for ok in ["", "2600:1f18:abcd:1200::/56"]:
+            self.assertTrue(allowed("VpcIpv6Cidr", ok), ok)
 
 
 class Rules(unittest.TestCase):
