@@ -4,7 +4,10 @@
 //! The rule mirrors an ELB target's health state machine, with a deadline:
 //! `CONTINUE` after `healthy_threshold` consecutive passing probes; `ABANDON` after
 //! `unhealthy_threshold` consecutive failures that all started after the grace period,
-//! or when the deadline passes without the healthy threshold.
+//! or when the deadline passes without the healthy threshold. A failure the environment
+//! explains (the running release fails the same check the same way at the same moment)
+//! is excused: it never counts toward `unhealthy_threshold`, so only the deadline can
+//! end a wait through an outage.
 
 use std::time::Duration;
 
@@ -30,6 +33,8 @@ pub struct ProbeSample {
     pub at: Duration,
     /// Whether it passed (status in the matcher, and no error).
     pub passed: bool,
+    /// A failure the baseline shares: the environment's, not the release's.
+    pub excused: bool,
 }
 
 /// Why the rule abandons.
@@ -71,7 +76,7 @@ pub fn evaluate(policy: &HealthPolicy, samples: &[ProbeSample], now: Duration) -
     let failures = samples
         .iter()
         .rev()
-        .take_while(|s| !s.passed && s.at >= policy.grace_period)
+        .take_while(|s| !s.passed && !s.excused && s.at >= policy.grace_period)
         .count() as u32;
     if failures >= policy.unhealthy_threshold.max(1) {
         return Verdict::Abandon(AbandonReason::UnhealthyThreshold {
@@ -98,7 +103,7 @@ mod tests {
     };
 
     /// Samples from a pattern: one character a probe, five seconds apart from t=0;
-    /// `+` passed, `-` failed.
+    /// `+` passed, `-` failed, `e` failed the same way on the baseline (excused).
     fn samples(pattern: &str) -> Vec<ProbeSample> {
         pattern
             .chars()
@@ -106,6 +111,7 @@ mod tests {
             .map(|(i, c)| ProbeSample {
                 at: Duration::from_secs(5 * i as u64),
                 passed: c == '+',
+                excused: c == 'e',
             })
             .collect()
     }
@@ -166,6 +172,26 @@ mod tests {
             ),
             // the healthy threshold wins at the deadline
             ("-+++", 60, Continue),
+            // failures the environment explains never abandon early, only the deadline
+            ("--eeeeee", 35, Pending),
+            (
+                "--eeeeee",
+                60,
+                Abandon(DeadlineExceeded {
+                    consecutive_passes: 0,
+                }),
+            ),
+            // the environment recovers and the release passes
+            ("--eee+++", 35, Continue),
+            // it recovers and the release still fails: its own failures count again
+            (
+                "--eee+--",
+                35,
+                Abandon(UnhealthyThreshold {
+                    consecutive_failures: 2,
+                }),
+            ),
+            ("--ee-e-", 30, Pending),
         ];
         for (pattern, now, expected) in table {
             assert_eq!(

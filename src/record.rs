@@ -197,6 +197,52 @@ impl ValidationRecord {
     }
 }
 
+/// How the running release answered the check the new one failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineStatus {
+    /// It passed: the new release is to blame.
+    Passed,
+    /// It failed too.
+    Failed,
+    /// Nothing was compared: no baseline, or no failing round to compare.
+    None,
+}
+
+impl BaselineStatus {
+    /// `passed`, `failed`, `none`: the metrics' `Baseline` dimension.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Failed => "failed",
+            Self::None => "none",
+        }
+    }
+}
+
+/// The baseline: an `InService` instance of the group, preferably of the previous launch
+/// template version, given each failing round's check at the same moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaselineRecord {
+    /// The last comparison's answer.
+    pub status: BaselineStatus,
+    /// The baseline instance, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Its launch template version, as Auto Scaling lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template_version: Option<String>,
+    /// Its private IP, from `DescribeInstances`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    /// Failing rounds compared with it.
+    pub comparisons: u32,
+    /// Of those, the rounds it failed the same way (the environment's failures).
+    pub environment_rounds: u32,
+    /// The last comparison in words.
+    pub note: String,
+}
+
 /// Everything the gate knows about one lifecycle action it worked on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRecord {
@@ -240,6 +286,9 @@ pub struct DecisionRecord {
     /// The launch template and version the instance was launched from (EC2's
     /// `aws:ec2launchtemplate:*` tags).
     pub launch_template: Option<LaunchTemplateVersion>,
+    /// The running release's answers to the checks the new one failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineRecord>,
     /// The launch-loop breaker's count after an `ABANDON`, and its trip.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerRecord>,
@@ -308,6 +357,7 @@ impl DecisionRecord {
             cause: None,
             last_failure: None,
             launch_template: None,
+            baseline: None,
             breaker: None,
             private_ip: None,
             target: None,
@@ -350,9 +400,10 @@ impl DecisionRecord {
     /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>),
     /// namespace [`METRIC_NAMESPACE`]: `Decisions` (count), `TimeToDecision`
     /// (milliseconds) and `ProbesPerDecision` (count), by `Verdict`, by `Verdict` and
-    /// `Cause`, and by `AutoScalingGroupName` and `Verdict`. `Verdict` is the result sent
-    /// (`CONTINUE`, `ABANDON`), or the outcome when nothing was sent (`handed_off`, ...);
-    /// `Cause` is the cause code, or `none`.
+    /// `Cause`, by `AutoScalingGroupName` and `Verdict`, by `Mode` and `GateVerdict`, and
+    /// by `Verdict` and `Baseline`. `Verdict` is the result sent (`CONTINUE`, `ABANDON`),
+    /// or the outcome when nothing was sent (`handed_off`, ...); `Cause` is the cause
+    /// code, or `none`; `Baseline` is [`BaselineStatus`] (`passed`, `failed`, `none`).
     pub fn metrics(&self, timestamp_ms: u64) -> serde_json::Value {
         let verdict = match (self.outcome, self.result) {
             (Outcome::Completed, Some(r)) => r.as_str().to_owned(),
@@ -371,6 +422,7 @@ impl DecisionRecord {
                         ["Verdict", "Cause"],
                         ["AutoScalingGroupName", "Verdict"],
                         ["Mode", "GateVerdict"],
+                        ["Verdict", "Baseline"],
                     ],
                     "Metrics": [
                         {"Name": "Decisions", "Unit": "Count"},
@@ -384,6 +436,7 @@ impl DecisionRecord {
             // The gate's own verdict: in shadow mode it differs from what was sent.
             "GateVerdict": self.verdict.map_or("none", |v| v.as_str()),
             "Mode": self.mode.map_or("none", |m| m.as_str()),
+            "Baseline": self.baseline.as_ref().map_or("none", |b| b.status.as_str()),
             "AutoScalingGroupName": self.group_name,
             "Decisions": 1,
             "TimeToDecision": self.time_to_decision_ms,

@@ -76,6 +76,14 @@ async fn unapplied_migrations_abandon_and_the_instance_is_terminated() {
     assert_eq!(record.result, Some(Abandon));
     let cause = record.cause.as_ref().expect("a cause");
     assert_eq!(cause.code, "deep_check_failed");
+    // The group's only instance: nothing runs beside it to compare with.
+    let baseline = record.baseline.as_ref().expect("the baseline looked for");
+    assert_eq!(baseline.status, launch_gate::record::BaselineStatus::None);
+    assert!(
+        baseline.note.starts_with("no baseline"),
+        "{}",
+        baseline.note
+    );
     assert!(
         cause
             .summary

@@ -29,6 +29,8 @@ pub(crate) struct FakeAws {
     pub(crate) group_tags: Mutex<Vec<(String, String)>>,
     /// The group's `HealthCheckGracePeriod`.
     pub(crate) group_grace: Mutex<Option<Duration>>,
+    /// The group's members.
+    pub(crate) group_instances: Mutex<Vec<crate::aws::GroupInstance>>,
     pub(crate) events: Mutex<Vec<(String, Value)>>,
     pub(crate) events_fail: bool,
     pub(crate) suspend_fails: bool,
@@ -48,6 +50,7 @@ impl Default for FakeAws {
             abandoned: Vec::new(),
             group_tags: Mutex::default(),
             group_grace: Mutex::default(),
+            group_instances: Mutex::default(),
             events: Mutex::default(),
             events_fail: false,
             suspend_fails: false,
@@ -161,6 +164,7 @@ impl AutoScalingGroups for FakeAws {
             suspended_processes: Vec::new(),
             tags: self.group_tags.lock().unwrap().clone(),
             health_check_grace_period: *self.group_grace.lock().unwrap(),
+            instances: self.group_instances.lock().unwrap().clone(),
         }))
     }
     async fn scaling_activities(
@@ -257,9 +261,16 @@ impl Instances for FakeAws {
         &self,
         ids: &[String],
     ) -> Result<Vec<(String, InstanceInfo)>, AwsError> {
+        // The group's members run on 10.0.1.50, .51, ...; other instances are gone.
+        let members = self.group_instances.lock().unwrap();
         Ok(ids
             .iter()
-            .map(|id| (id.clone(), info("terminated", "10.0.1.9")))
+            .map(
+                |id| match members.iter().position(|m| &m.instance_id == id) {
+                    Some(n) => (id.clone(), info("running", &format!("10.0.1.{}", 50 + n))),
+                    None => (id.clone(), info("terminated", "10.0.1.9")),
+                },
+            )
             .collect())
     }
 }

@@ -86,6 +86,11 @@ pub const DECISION_TAG: &str = "launch-gate:decision";
 /// makes the breaker trip once per run of abandons, and tells `launch-gate rollout`.
 pub const BREAKER_TAG: &str = "launch-gate:breaker";
 
+/// The group tag listing the newest launches the gate abandoned through an environment
+/// outage (space-separated instance ids, at most 256 characters): the launch-loop breaker
+/// does not count them.
+pub const ENVIRONMENT_TAG: &str = "launch-gate:environment-abandons";
+
 /// The instance tag a gate writes while it works on the instance: the time (seconds
 /// since the Unix epoch) until which it will record a heartbeat. The sweep leaves claimed
 /// instances alone.
@@ -403,6 +408,21 @@ pub struct GroupState {
     /// `HealthCheckGracePeriod`: how long the group waits before it checks a new
     /// instance's health (whole seconds).
     pub health_check_grace_period: Option<Duration>,
+    /// `Instances`: the group's members as Auto Scaling lists them.
+    pub instances: Vec<GroupInstance>,
+}
+
+/// One member of a group, from `DescribeAutoScalingGroups`' `Instances`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupInstance {
+    /// `InstanceId`.
+    pub instance_id: String,
+    /// `LifecycleState`: `InService`, `Standby`, `Terminating`, `Pending:Wait`, ...
+    pub lifecycle_state: String,
+    /// `HealthStatus`: `Healthy` or `Unhealthy`.
+    pub health_status: String,
+    /// `LaunchTemplate.Version` it was launched from, when a launch template was used.
+    pub launch_template_version: Option<String>,
 }
 
 impl GroupState {
@@ -558,6 +578,8 @@ pub struct GroupSnapshot {
     pub suspended_processes: Vec<String>,
     /// The group's [`BREAKER_TAG`] tag, verbatim.
     pub breaker_tag: Option<String>,
+    /// The group's [`ENVIRONMENT_TAG`] tag, verbatim.
+    pub environment_tag: Option<String>,
     /// The newest instance refresh.
     pub refresh: Option<RefreshView>,
     /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Exit status: `probe`: 0 healthy, 1 unhealthy; `rollout`: 0 the rollout succeeded, 1
-//! halted, failed or timed out; 2 usage or configuration error; 3 AWS could not be read
-//! (after the SDK's retries).
+//! halted, failed or timed out, 4 timed out through an environment outage (launches of the
+//! release abandoned because the running release failed the same checks); 2 usage or
+//! configuration error; 3 AWS could not be read (after the SDK's retries).
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -20,7 +21,7 @@ use launch_gate::aws::sdk::SdkAws;
 use launch_gate::checks::{self, CheckResult, ChecksError};
 use launch_gate::config::GateConfig;
 use launch_gate::probe::HttpProber;
-use launch_gate::rollout::{Report, RolloutError, RolloutRequest};
+use launch_gate::rollout::{Report, RolloutEnd, RolloutError, RolloutRequest};
 use launch_gate::time::parse_duration;
 use serde_json::json;
 
@@ -131,12 +132,15 @@ enum Failure {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let done = match Cli::parse().command {
-        Command::Probe(args) => probe(args).await,
-        Command::Rollout(args) => rollout(args).await,
+        Command::Probe(args) => probe(args).await.map(|healthy| u8::from(!healthy)),
+        Command::Rollout(args) => rollout(args).await.map(|end| match end {
+            RolloutEnd::Succeeded => 0,
+            RolloutEnd::Failed => 1,
+            RolloutEnd::EnvironmentFailed => 4,
+        }),
     };
     match done {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         Err(Failure::Config(message)) => {
             eprintln!("launch-gate: {message}");
             ExitCode::from(2)
@@ -267,7 +271,7 @@ impl Report for Printer {
     }
 }
 
-async fn rollout(args: RolloutArgs) -> Result<bool, Failure> {
+async fn rollout(args: RolloutArgs) -> Result<RolloutEnd, Failure> {
     let aws = sdk(args.region.clone()).await;
     let mut report = Printer {
         json: args.json,

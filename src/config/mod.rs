@@ -101,6 +101,10 @@ pub struct GateConfig {
     pub body_limit_bytes: usize,
     /// Whether each of the group's target groups' health checks is run by the gate too.
     pub target_group_checks: bool,
+    /// Whether a failing round is compared with a baseline: the same check, at the same
+    /// moment, against an `InService` instance of the running release. When the baseline
+    /// fails it the same way, the environment is blamed, not the release.
+    pub baseline: bool,
     /// Text the deep health body must contain, besides a matching status.
     pub body_contains: Option<String>,
     /// `path=value`: a field the deep health body's JSON must hold, besides a matching status.
@@ -156,6 +160,7 @@ impl Default for GateConfig {
             warm_pool_launch: WarmPoolLaunch::Continue,
             body_limit_bytes: 64 * 1024,
             target_group_checks: true,
+            baseline: true,
             validation_target_group_arn: None,
             body_contains: None,
             body_json: None,
@@ -428,6 +433,13 @@ impl GateConfig {
                     return Err("expected at least one hook name".into());
                 }
                 self.hook_names = names;
+            }
+            "baseline" => {
+                self.baseline = match v {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err("expected on or off".into()),
+                }
             }
             "target_group_checks" => {
                 self.target_group_checks = match v {

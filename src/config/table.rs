@@ -159,6 +159,13 @@ pub const SETTINGS: &[Setting] = &[
         doc: "also run each of the group's target groups' health checks, as the ELB sends them",
     },
     Setting {
+        key: "baseline",
+        env: "LAUNCH_GATE_BASELINE",
+        unit: "on | off",
+        default: "on",
+        doc: "compare a failing round with an InService instance of the running release: when it fails the same way, the environment is blamed, not the release",
+    },
+    Setting {
         key: "validation_target_group_arn",
         env: "LAUNCH_GATE_VALIDATION_TARGET_GROUP_ARN",
         unit: "target group ARN",

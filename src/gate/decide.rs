@@ -111,6 +111,11 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             policy,
             checks: &checks,
             validation: targets.validation.as_ref(),
+            baseline: config.baseline.then(|| baseline::BaselineSource {
+                group_name: action.group_name.clone(),
+                instance_id: action.instance_id.clone(),
+                version: instance.launch_template.as_ref().map(|t| t.version.clone()),
+            }),
         };
 
         // The instance is registered in the validation target group for the wait only:

@@ -34,6 +34,7 @@ use crate::record::{
 };
 use crate::time::{epoch_millis, epoch_seconds, instant_of};
 
+pub mod baseline;
 mod clock;
 mod decide;
 mod hold;

@@ -12,13 +12,31 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         record: &DecisionRecord,
         deadline: Option<Instant>,
     ) -> Option<breaker::BreakerRecord> {
-        let count = breaker::after_abandon(
-            &self.aws,
-            settings,
-            &action.group_name,
-            &action.instance_id,
-            record.launch_template.as_ref(),
-        );
+        let environment = record
+            .cause
+            .as_ref()
+            .is_some_and(|c| c.code == baseline::ENVIRONMENT_CAUSE);
+        let count = async {
+            if environment {
+                // The running release failed the same way: not the release's ABANDON.
+                breaker::after_environment_abandon(
+                    &self.aws,
+                    settings,
+                    &action.group_name,
+                    &action.instance_id,
+                )
+                .await
+            } else {
+                breaker::after_abandon(
+                    &self.aws,
+                    settings,
+                    &action.group_name,
+                    &action.instance_id,
+                    record.launch_template.as_ref(),
+                )
+                .await
+            }
+        };
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let result = match left {
             Some(left) if left < BREAKER_TIME => {

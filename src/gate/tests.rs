@@ -348,3 +348,159 @@ async fn an_auto_grace_period_is_no_shorter_than_the_groups() {
     let (r, _) = run(&[false], explicit, aws).await;
     assert_eq!(r.probe_count, 6);
 }
+
+/// Scripts the subject (10.0.1.23) and the baseline (any other address) apart; a failure
+/// is a refused connection on either.
+struct TwoProber {
+    subject: Mutex<Vec<bool>>,
+    baseline: Mutex<Vec<bool>>,
+}
+
+impl TwoProber {
+    fn new(subject: &[bool], baseline: &[bool]) -> Self {
+        Self {
+            subject: Mutex::new(subject.to_vec()),
+            baseline: Mutex::new(baseline.to_vec()),
+        }
+    }
+}
+
+impl Prober for TwoProber {
+    async fn probe(&self, request: &ProbeRequest) -> ProbeOutcome {
+        let script = if request.ip.to_string() == "10.0.1.23" {
+            &self.subject
+        } else {
+            &self.baseline
+        };
+        let passed = {
+            let mut s = script.lock().unwrap();
+            if s.len() > 1 { s.remove(0) } else { s[0] }
+        };
+        FakeProber(Mutex::new(vec![passed])).probe(request).await
+    }
+}
+
+/// A group with the subject and one InService instance of the previous release.
+fn with_baseline() -> FakeAws {
+    let aws = FakeAws::default();
+    *aws.group_instances.lock().unwrap() = vec![crate::aws::GroupInstance {
+        instance_id: "i-0old".into(),
+        lifecycle_state: "InService".into(),
+        health_status: "Healthy".into(),
+        launch_template_version: Some("1".into()),
+    }];
+    aws
+}
+
+async fn run_two(
+    subject: &[bool],
+    baseline: &[bool],
+    aws: FakeAws,
+) -> (DecisionRecord, Vec<(String, Value)>) {
+    let gate = Gate::new(config(), TwoProber::new(subject, baseline), aws);
+    let record = gate.gate(&action(), None).await.unwrap();
+    let events = gate.aws.events.lock().unwrap().clone();
+    (record, events)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_the_running_release_shares_is_waited_out_and_not_counted() {
+    let (r, events) = run_two(&[false], &[false], with_baseline()).await;
+    assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+    // no early ABANDON: the wait's end (max_wait 120 s) decides
+    assert!(matches!(
+        r.abandon_reason,
+        Some(AbandonReason::DeadlineExceeded { .. })
+    ));
+    assert_eq!(r.time_to_decision_ms, 120_000);
+    let cause = r.cause.as_ref().unwrap();
+    assert_eq!(cause.code, "environment_unhealthy");
+    assert!(
+        cause.summary.contains(
+            "the running release (launch template version 1, i-0old) fails the same check the same way"
+        ),
+        "{}",
+        cause.summary
+    );
+    let b = r.baseline.as_ref().unwrap();
+    assert_eq!(b.status, crate::record::BaselineStatus::Failed);
+    assert_eq!(b.private_ip.as_deref(), Some("10.0.1.50"));
+    assert_eq!(b.comparisons, b.environment_rounds);
+    // rounds at 20..115 s are past the grace period: each compared once
+    assert_eq!(b.comparisons, 20);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["Environment Unhealthy", "Lifecycle Action Decision"]
+    );
+    let breaker = r.breaker.as_ref().unwrap();
+    assert_eq!(breaker.environment, ["i-0123456789abcdef0"]);
+    assert!(breaker.abandons.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_the_running_one_passes_beside_is_blamed_early() {
+    let (r, events) = run_two(&[false], &[true], with_baseline()).await;
+    assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+    assert_eq!(r.probe_count, 6);
+    assert_eq!(r.cause.as_ref().unwrap().code, "connection_refused");
+    assert!(
+        r.reason.contains(
+            "Baseline: the running release (launch template version 1, i-0old) passes the same check (deep_health); the new release fails it."
+        ),
+        "{}",
+        r.reason
+    );
+    assert_eq!(
+        r.baseline.as_ref().unwrap().status,
+        crate::record::BaselineStatus::Passed
+    );
+    assert!(events.iter().all(|(k, _)| k != "Environment Unhealthy"));
+    assert_eq!(r.breaker.as_ref().unwrap().abandons.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_environment_recovers_the_release_is_continued() {
+    // Both fail until t=40 s, then both pass.
+    let failing = [false; 9];
+    let subject: Vec<bool> = failing.iter().copied().chain([true]).collect();
+    let baseline: Vec<bool> = [false, false, false, false, false, true].to_vec();
+    let (r, events) = run_two(&subject, &baseline, with_baseline()).await;
+    assert_eq!(
+        r.result,
+        Some(LifecycleActionResult::Continue),
+        "{}",
+        r.reason
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(k, _)| k == "Environment Unhealthy")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_baseline_the_release_is_judged_alone() {
+    let (r, _) = run_two(&[false], &[true], FakeAws::default()).await;
+    assert_eq!(r.result, Some(LifecycleActionResult::Abandon));
+    assert_eq!(r.probe_count, 6);
+    let b = r.baseline.as_ref().unwrap();
+    assert_eq!(b.status, crate::record::BaselineStatus::None);
+    assert!(
+        b.note
+            .starts_with("no baseline: the group shop-web has no other InService instance"),
+        "{}",
+        b.note
+    );
+
+    let off = GateConfig {
+        baseline: false,
+        ..config()
+    };
+    let gate = Gate::new(off, TwoProber::new(&[false], &[false]), with_baseline());
+    let r = gate.gate(&action(), None).await.unwrap();
+    assert_eq!(r.probe_count, 6);
+    assert!(r.baseline.is_none());
+}

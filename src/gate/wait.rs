@@ -4,6 +4,8 @@
 use std::future::Future;
 
 use super::*;
+use crate::record::BaselineStatus;
+use baseline::{BaselineSource, BaselineState};
 
 /// What the wait needs from whatever holds the subject (an Auto Scaling lifecycle action,
 /// an ECS deployment hook): keep the hold alive, and say whether the subject is going away.
@@ -50,6 +52,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let start = clock.start;
         // Only rounds probed by this invocation count: a hand-over's rounds are a claim.
         let mut samples = Vec::new();
+        let mut baseline = BaselineState::default();
         let mut last_failure: Option<(Option<Diagnosis>, LastFailure, Vec<String>)> = None;
         let mut next_probe = Instant::now();
         let mut last_instance_check: Option<Instant> = None;
@@ -77,15 +80,39 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     Round::Passed => samples.push(ProbeSample {
                         at: now - start,
                         passed: true,
+                        excused: false,
                     }),
                     Round::Failed {
                         diagnosis,
                         failure,
                         also,
+                        check,
                     } => {
+                        // Past the grace period, the running release gets the same check:
+                        // a failure it shares is the environment's, and is excused.
+                        let excused = match (&w.baseline, check, &diagnosis) {
+                            (Some(source), Some(i), Some(d))
+                                if now - start >= w.policy.grace_period =>
+                            {
+                                self.against_baseline(
+                                    source,
+                                    &mut baseline,
+                                    &w.checks[i],
+                                    d,
+                                    w.config,
+                                    record,
+                                )
+                                .await?
+                            }
+                            _ => {
+                                baseline.environment = None;
+                                false
+                            }
+                        };
                         samples.push(ProbeSample {
                             at: now - start,
                             passed: false,
+                            excused,
                         });
                         last_failure = Some((diagnosis, failure, also));
                         // A failing subject may be one that is going away: look, at most
@@ -162,12 +189,25 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 record.abandon_reason = Some(why);
                 let (cause, failure, also) =
                     last_failure.map_or((None, None, Vec::new()), |(c, f, a)| (c, Some(f), a));
+                // The last failing round was the environment's: say so, and the breaker
+                // leaves this ABANDON out.
+                let cause = match (cause, &baseline.environment) {
+                    (Some(c), Some(who)) => Some(baseline::environment_cause(&c, who)),
+                    (cause, _) => cause,
+                };
                 let mut reason = match &cause {
                     Some(c) => format!("{reason}: {}. Fix: {}", c.summary, c.fix),
                     None => reason,
                 };
                 if !also.is_empty() {
                     reason.push_str(&format!(" Also failing: {}.", also.join("; ")));
+                }
+                if let Some(b) = record
+                    .baseline
+                    .as_ref()
+                    .filter(|b| b.status == BaselineStatus::Passed)
+                {
+                    reason.push_str(&format!(" Baseline: {}.", b.note));
                 }
                 record.cause = cause;
                 record.last_failure = failure;
@@ -189,9 +229,9 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         at: Duration,
     ) -> Result<Round, GateError> {
         let outcomes = join_all(w.checks.iter().map(|c| self.prober.probe(&c.request))).await;
-        // (priority, cause, failure, what failed): target groups 0, validation 1, deep 2
-        let mut failures: Vec<(u8, Option<Diagnosis>, LastFailure, String)> = Vec::new();
-        for (check, outcome) in w.checks.iter().zip(&outcomes) {
+        // Priority: target groups 0, validation 1, deep 2.
+        let mut failures: Vec<(u8, Failing)> = Vec::new();
+        for (i, (check, outcome)) in w.checks.iter().zip(&outcomes).enumerate() {
             record.push_probe(ProbeRecord {
                 check: check.label.to_string(),
                 at_ms: at.as_millis() as u64,
@@ -221,7 +261,15 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     format!("target group {name} ({seen})"),
                 ),
             };
-            failures.push((priority, diagnosis, LastFailure::of(outcome), what));
+            failures.push((
+                priority,
+                Failing {
+                    diagnosis,
+                    failure: LastFailure::of(outcome),
+                    what,
+                    check: Some(i),
+                },
+            ));
         }
         if let Some(v) = w.validation {
             let health = self
@@ -257,13 +305,16 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 }
                 _ => failures.push((
                     1,
-                    diagnose_target_health(&v.settings.name, &health, &v.request),
-                    LastFailure {
-                        status: None,
-                        location: None,
-                        body_snippet: verbatim.clone(),
+                    Failing {
+                        diagnosis: diagnose_target_health(&v.settings.name, &health, &v.request),
+                        failure: LastFailure {
+                            status: None,
+                            location: None,
+                            body_snippet: verbatim.clone(),
+                        },
+                        what: format!("validation target group {} ({verbatim})", v.settings.name),
+                        check: None,
                     },
-                    format!("validation target group {} ({verbatim})", v.settings.name),
                 )),
             }
         }
@@ -271,13 +322,24 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let mut failures = failures.into_iter();
         Ok(match failures.next() {
             None => Round::Passed,
-            Some((_, diagnosis, failure, _)) => Round::Failed {
-                diagnosis,
-                failure,
-                also: failures.map(|f| f.3).collect(),
+            Some((_, first)) => Round::Failed {
+                diagnosis: first.diagnosis,
+                failure: first.failure,
+                also: failures.map(|(_, f)| f.what).collect(),
+                check: first.check,
             },
         })
     }
+}
+
+/// One failed check of a round.
+struct Failing {
+    diagnosis: Option<Diagnosis>,
+    failure: LastFailure,
+    /// What failed, for the reason's "Also failing".
+    what: String,
+    /// Its index in the wait's checks (`None`: the validation target group).
+    check: Option<usize>,
 }
 
 /// How the waiting loop ended.
@@ -298,6 +360,8 @@ pub(super) struct Wait<'a> {
     pub(super) policy: HealthPolicy,
     pub(super) checks: &'a [Check],
     pub(super) validation: Option<&'a Validation>,
+    /// Where the baseline comes from; `None` with `baseline: off`.
+    pub(super) baseline: Option<BaselineSource>,
 }
 
 /// The result of one round of checks.
@@ -309,6 +373,9 @@ pub(super) enum Round {
         diagnosis: Option<Diagnosis>,
         failure: LastFailure,
         also: Vec<String>,
+        /// The index in the wait's checks of the failure told (`None`: the validation
+        /// target group, which a baseline cannot be given).
+        check: Option<usize>,
     },
     /// The checks passed and the load balancer is still in its initial checks: the
     /// round counts neither way.

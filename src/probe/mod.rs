@@ -145,6 +145,22 @@ impl ProbeRequest {
         })
     }
 
+    /// The same check sent to another instance at `ip`: the `Host` header follows the
+    /// address when it was the address (`<ip>:<port>`, as the ELB sends it) and stays when
+    /// it was an override.
+    pub fn at(&self, ip: IpAddr) -> Self {
+        let host = if self.host == SocketAddr::new(self.ip, self.port).to_string() {
+            SocketAddr::new(ip, self.port).to_string()
+        } else {
+            self.host.clone()
+        };
+        Self {
+            ip,
+            host,
+            ..self.clone()
+        }
+    }
+
     /// `http://ip:port/path` (or `https://`), for records and messages.
     pub fn url(&self) -> String {
         let scheme = match self.scheme {

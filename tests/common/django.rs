@@ -31,6 +31,20 @@ pub struct AppSetup {
     /// A database path instead of the app's own (a missing directory: the database is
     /// unreachable).
     pub db_path: Option<PathBuf>,
+    /// The instance has a metadata service (the IMDS emulator, tokens required) and the
+    /// release reads its private IP from it, as given; `DJANGO_ALLOWED_HOSTS` then lacks
+    /// the IP unless `allowed_hosts` lists it.
+    pub imds: Option<ImdsClient>,
+}
+
+/// How a release asks the metadata service for its private IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImdsClient {
+    /// The example app's IMDSv2 token flow (`ALLOWED_HOSTS_FROM_IMDS=1`).
+    TokenFlow,
+    /// A release that sends a plain IMDSv1 GET and swallows the 401
+    /// (`tests/fixtures/imdsv1_settings.py`).
+    PlainGet,
 }
 
 impl AppSetup {
@@ -54,6 +68,7 @@ impl Default for AppSetup {
             tls: false,
             currency: true,
             db_path: None,
+            imds: None,
         }
     }
 }
@@ -83,6 +98,46 @@ pub struct DjangoApp {
     dir: tempfile::TempDir,
     ip: IpAddr,
     pub log: PathBuf,
+    /// The instance's metadata service, when it has one.
+    imds: Option<Child>,
+}
+
+/// Runs the example app's migrations on the SQLite database at `path` (a database that
+/// several apps share, as instances share a database server).
+pub fn migrate_database(path: &Path) {
+    let status = Command::new(python())
+        .current_dir(repo().join("examples/django-app"))
+        .env("DJANGO_SECRET_KEY", "launch-gate-tests-only")
+        .env("DJANGO_DB_PATH", path)
+        .env("DJANGO_ALLOWED_HOSTS", "localhost")
+        .args(["manage.py", "migrate", "-v", "0"])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "manage.py migrate on {} failed",
+        path.display()
+    );
+}
+
+/// Starts the metadata service emulator (`emulator/imds.py`, tokens required) for an
+/// instance whose private IP is `ip`; its endpoint.
+fn start_imds(ip: IpAddr) -> (Child, String) {
+    let port = free_port();
+    let child = Command::new(python())
+        .arg(repo().join("emulator/imds.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--local-ipv4", &ip.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the IMDS emulator did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 impl DjangoApp {
@@ -122,6 +177,7 @@ impl DjangoApp {
             dir,
             ip,
             log: log.clone(),
+            imds: None,
         };
         match setup.migrations {
             Migrations::Applied => app.migrate(&[]),
@@ -136,14 +192,31 @@ impl DjangoApp {
             .arg(std::net::SocketAddr::new(ip, port).to_string())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        cmd.env(
-            "DJANGO_ALLOWED_HOSTS",
+        let listed = match (&setup.allowed_hosts, setup.imds) {
+            (Some(hosts), _) => hosts.clone(),
+            // The release learns its IP from the metadata service, or fails to.
+            (None, Some(_)) => "shop.example.com".to_owned(),
             // Django matches an IPv6 Host by its bracketed form.
-            setup.allowed_hosts.unwrap_or_else(|| match ip {
+            (None, None) => match ip {
                 IpAddr::V4(_) => ip.to_string(),
                 IpAddr::V6(_) => format!("[{ip}]"),
-            }),
-        );
+            },
+        };
+        cmd.env("DJANGO_ALLOWED_HOSTS", listed);
+        if let Some(client) = setup.imds {
+            let (child, endpoint) = start_imds(ip);
+            app.imds = Some(child);
+            cmd.env("IMDS_ENDPOINT", endpoint);
+            match client {
+                ImdsClient::TokenFlow => {
+                    cmd.env("ALLOWED_HOSTS_FROM_IMDS", "1");
+                }
+                ImdsClient::PlainGet => {
+                    cmd.env("DJANGO_SETTINGS_MODULE", "imdsv1_settings")
+                        .env("PYTHONPATH", repo().join("tests/fixtures"));
+                }
+            }
+        }
         if !setup.secret_key {
             cmd.env_remove("DJANGO_SECRET_KEY");
         }
@@ -220,5 +293,8 @@ impl DjangoApp {
 impl Drop for DjangoApp {
     fn drop(&mut self) {
         stop(&mut self.child);
+        if let Some(imds) = self.imds.as_mut() {
+            stop(imds);
+        }
     }
 }

@@ -19,11 +19,16 @@ pub struct Fleet {
 /// What a release does when an instance boots: its app's settings, or `None` when the
 /// app never starts. Given the launch template version and how many instances of that
 /// version booted before.
-pub type Release = fn(&str, usize) -> Option<AppSetup>;
+pub type Release = Arc<dyn Fn(&str, usize) -> Option<AppSetup> + Send + Sync>;
 
 impl World {
     /// Starts playing the fleet: gates use `config` (the function's settings).
-    pub fn fleet(&self, config: GateConfig, release: Release) -> Fleet {
+    pub fn fleet(
+        &self,
+        config: GateConfig,
+        release: impl Fn(&str, usize) -> Option<AppSetup> + Send + Sync + 'static,
+    ) -> Fleet {
+        let release: Release = Arc::new(release);
         let apps = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let url = self.emulator.url.clone();
@@ -59,6 +64,7 @@ impl World {
                     };
                     let (apps, failures) = (shared_apps.clone(), shared_failures.clone());
                     let gate = Gate::new(config.clone(), HttpProber::new(), SdkAws::new(&sdk));
+                    let release = release.clone();
                     tokio::spawn(async move {
                         if let Some(setup) = release(&version, nth) {
                             let started = tokio::task::spawn_blocking(move || {

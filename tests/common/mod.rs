@@ -17,6 +17,7 @@ mod django;
 mod emulator;
 mod fleet;
 mod nginx;
+mod rollout;
 mod subscriber;
 mod world;
 
@@ -24,6 +25,7 @@ pub use django::*;
 pub use emulator::*;
 pub use fleet::*;
 pub use nginx::*;
+pub use rollout::*;
 pub use subscriber::*;
 pub use world::*;
 

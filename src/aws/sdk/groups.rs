@@ -2,6 +2,7 @@
 //! and the breaker's actions.
 
 use super::*;
+use crate::aws::GroupInstance;
 
 /// The group's instances in `lifecycle_state`.
 pub(super) fn instances_in(
@@ -33,6 +34,21 @@ pub(super) fn group_state_of(group: &aws_sdk_autoscaling::types::AutoScalingGrou
             .health_check_grace_period()
             .and_then(|s| u64::try_from(s).ok())
             .map(Duration::from_secs),
+        instances: group
+            .instances()
+            .iter()
+            .filter_map(|i| {
+                Some(GroupInstance {
+                    instance_id: i.instance_id()?.to_owned(),
+                    lifecycle_state: i.lifecycle_state()?.as_str().to_owned(),
+                    health_status: i.health_status().unwrap_or_default().to_owned(),
+                    launch_template_version: i
+                        .launch_template()
+                        .and_then(|t| t.version())
+                        .map(str::to_owned),
+                })
+            })
+            .collect(),
     }
 }
 

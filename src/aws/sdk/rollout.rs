@@ -61,6 +61,7 @@ impl RolloutReads for SdkAws {
                 .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
             in_service: instances_in(&group, "InService"),
             breaker_tag: state.tag(crate::aws::BREAKER_TAG).map(str::to_owned),
+            environment_tag: state.tag(crate::aws::ENVIRONMENT_TAG).map(str::to_owned),
             suspended_processes: state.suspended_processes,
             refresh,
             instances,

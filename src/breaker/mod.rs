@@ -37,8 +37,8 @@ use serde::Serialize;
 use tracing::{error, warn};
 
 use crate::aws::{
-    AutoScalingGroups, BREAKER_TAG, Instances, LaunchTemplateVersion, RefreshAnswer,
-    ScalingActivity,
+    AutoScalingGroups, BREAKER_TAG, ENVIRONMENT_TAG, Instances, LaunchTemplateVersion,
+    RefreshAnswer, ScalingActivity,
 };
 use crate::config::{BreakerAction, GateConfig};
 use crate::time::{epoch_seconds, rfc3339};
@@ -182,6 +182,10 @@ pub struct BreakerRecord {
     /// timeout (nobody decided): not counted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timed_out: Vec<String>,
+    /// Launches in the window the gate abandoned through an environment outage (the
+    /// running release failed the same way, [`ENVIRONMENT_TAG`]): not counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
     /// Whether this `ABANDON` tripped the breaker.
     pub tripped: bool,
     /// The instance whose `ABANDON` tripped the breaker before this one (the trip stands:
@@ -230,6 +234,7 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
         abandons: Vec::new(),
         unknown_version: Vec::new(),
         timed_out: Vec::new(),
+        environment: Vec::new(),
         tripped: false,
         tripped_by: None,
         action_taken: None,
@@ -252,6 +257,84 @@ pub async fn after_abandon<A: AutoScalingGroups + Instances>(
         record.error = Some(e.to_string());
     }
     Some(record)
+}
+
+/// After an `ABANDON` through an environment outage: not counted, and listed in the
+/// group's [`ENVIRONMENT_TAG`] (the newest that fit in 256 characters) so that later counts
+/// leave it out too. `None` when the breaker is off.
+pub async fn after_environment_abandon<A: AutoScalingGroups>(
+    aws: &A,
+    config: &GateConfig,
+    group_name: &str,
+    instance_id: &str,
+) -> Option<BreakerRecord> {
+    TripAction::of(config.breaker_action)?;
+    let now = epoch_seconds();
+    let mut record = BreakerRecord {
+        action: config.breaker_action,
+        threshold: config.breaker_abandons,
+        window_seconds: config.breaker_window.as_secs(),
+        counting_since: rfc3339(now.saturating_sub(config.breaker_window.as_secs())),
+        abandons: Vec::new(),
+        unknown_version: Vec::new(),
+        timed_out: Vec::new(),
+        environment: vec![instance_id.to_owned()],
+        tripped: false,
+        tripped_by: None,
+        action_taken: None,
+        resume_command: None,
+        note: Some(
+            "an ABANDON through an environment outage (the running release failed the same way): not counted toward the breaker".into(),
+        ),
+        error: None,
+    };
+    let listed = match aws.group_state(group_name).await {
+        Ok(g) => g
+            .and_then(|g| g.tag(ENVIRONMENT_TAG).map(str::to_owned))
+            .unwrap_or_default(),
+        Err(e) => {
+            record.error = Some(e.to_string());
+            return Some(record);
+        }
+    };
+    let value = environment_tag_with(&listed, instance_id, now);
+    if let Err(e) = aws.tag_group(group_name, ENVIRONMENT_TAG, &value).await {
+        error!(group = %group_name, error = %e, "could not list the environment ABANDON on the group; the breaker may count it");
+        record.error = Some(e.to_string());
+    }
+    Some(record)
+}
+
+/// The [`ENVIRONMENT_TAG`] value `t=<now> <ids>`: the ids `listed` with `instance_id`
+/// appended, the oldest dropped until the value fits a tag's 256 characters. `now` is when
+/// the newest was abandoned (seconds since the Unix epoch).
+pub fn environment_tag_with(listed: &str, instance_id: &str, now: u64) -> String {
+    let stamp = format!("t={now}");
+    let mut ids: Vec<&str> = environment_ids(listed)
+        .filter(|id| *id != instance_id)
+        .collect();
+    ids.push(instance_id);
+    while stamp.len() + ids.iter().map(|id| id.len() + 1).sum::<usize>() > 256 {
+        ids.remove(0);
+    }
+    std::iter::once(stamp.as_str())
+        .chain(ids)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The instance ids an [`ENVIRONMENT_TAG`] value lists.
+pub fn environment_ids(value: &str) -> impl Iterator<Item = &str> {
+    value.split_whitespace().filter(|w| !w.starts_with("t="))
+}
+
+/// When the newest launch an [`ENVIRONMENT_TAG`] value lists was abandoned (seconds since
+/// the Unix epoch).
+pub fn environment_tag_time(value: &str) -> Option<u64> {
+    value
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
 }
 
 async fn count_and_trip<A: AutoScalingGroups + Instances>(
@@ -300,12 +383,22 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         ));
         return Ok(());
     }
+    let environment: Vec<&str> = group
+        .tag(ENVIRONMENT_TAG)
+        .map(|v| environment_ids(v).collect())
+        .unwrap_or_default();
     let mut abandoned: Vec<(String, u64)> = Vec::new();
     for a in activities.iter().filter(|a| started_after_trip(a)) {
         let (Some((id, how)), Some(at)) = (abandoned_launch(a), a.end_time) else {
             continue;
         };
         if at < since {
+            continue;
+        }
+        if environment.contains(&id) {
+            if !record.environment.iter().any(|e| e == id) {
+                record.environment.push(id.to_owned());
+            }
             continue;
         }
         match how {
@@ -474,206 +567,4 @@ async fn act<A: AutoScalingGroups>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn activity(code: &str, description: &str, message: Option<&str>) -> ScalingActivity {
-        ScalingActivity {
-            id: "a".into(),
-            description: description.into(),
-            status_code: code.into(),
-            status_message: message.map(str::to_owned),
-            start_time: 0,
-            end_time: Some(1),
-        }
-    }
-
-    #[test]
-    fn abandoned_launches_are_read_from_aws_wording() {
-        let message = "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token e85eb647-4fe0-4909-b341-a6c42d8aba1f was abandoned: Lifecycle Action Completed with ABANDON Result";
-        let cancelled = activity(
-            "Cancelled",
-            &format!(
-                "Launching a new EC2 instance: i-003a5b3ffe1e9358e.  Status Reason: {message}"
-            ),
-            Some(message),
-        );
-        assert_eq!(
-            abandoned_launch(&cancelled),
-            Some(("i-003a5b3ffe1e9358e", Abandoned::Completed))
-        );
-        let timeout = "Instance failed to complete user's Lifecycle Action: Lifecycle Action with token e85eb647-4fe0-4909-b341-a6c42d8aba1f was abandoned: Heartbeat Timeout";
-        let timed_out = activity(
-            "Cancelled",
-            &format!("Launching a new EC2 instance: i-0aa.  Status Reason: {timeout}"),
-            Some(timeout),
-        );
-        assert_eq!(
-            abandoned_launch(&timed_out),
-            Some(("i-0aa", Abandoned::TimedOut))
-        );
-        let ok = activity(
-            "Successful",
-            "Launching a new EC2 instance: i-003a5b3ffe1e9358e",
-            None,
-        );
-        assert_eq!(abandoned_launch(&ok), None);
-        let spot = activity(
-            "Cancelled",
-            "Launching a new EC2 instance.  Status Reason: Your Spot request price ...",
-            Some("Your Spot request price of 0.001 is lower than the minimum"),
-        );
-        assert_eq!(abandoned_launch(&spot), None);
-        let termination = activity(
-            "Cancelled",
-            "Terminating EC2 instance: i-0123",
-            Some(message),
-        );
-        assert_eq!(abandoned_launch(&termination), None);
-        let warm = activity(
-            "Cancelled",
-            &format!(
-                "Launching a new EC2 instance from warm pool: i-0abc.  Status Reason: {message}"
-            ),
-            Some(message),
-        );
-        assert_eq!(
-            abandoned_launch(&warm),
-            Some(("i-0abc", Abandoned::Completed))
-        );
-    }
-
-    #[test]
-    fn trips_round_trip_through_the_tag() {
-        let trip = Trip {
-            release: Some(LaunchTemplateVersion {
-                id: "lt-0abc".into(),
-                version: "7".into(),
-            }),
-            at: 1_795_251_600,
-            instance_id: "i-0123".into(),
-        };
-        assert_eq!(trip.value(), "lt-0abc:7 1795251600 i-0123");
-        assert_eq!(Trip::parse(&trip.value()), Some(trip.clone()));
-        let bare = Trip {
-            release: None,
-            ..trip
-        };
-        assert_eq!(Trip::parse(&bare.value()), Some(bare));
-        for bad in [
-            "",
-            "lt-0abc:7",
-            "lt-0abc:7 soon i-1",
-            "x 1 i-1 extra",
-            "lt 1 i-1",
-        ] {
-            assert_eq!(Trip::parse(bad), None, "{bad:?}");
-        }
-    }
-
-    // The breaker's own counting and trips, against the fake AWS: one instance of
-    // launch template lt-1 version 2 abandoned now, and the fake's earlier abandons.
-    use crate::aws::fake::FakeAws;
-
-    const ABANDONED: &str = "i-0123456789abcdef0";
-
-    fn release() -> LaunchTemplateVersion {
-        LaunchTemplateVersion {
-            id: "lt-1".into(),
-            version: "2".into(),
-        }
-    }
-
-    async fn count(aws: &FakeAws, config: &GateConfig) -> BreakerRecord {
-        after_abandon(aws, config, "shop-web", ABANDONED, Some(&release()))
-            .await
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn below_the_threshold_nothing_trips() {
-        let aws = FakeAws {
-            abandoned: vec!["i-0aaa"],
-            ..FakeAws::default()
-        };
-        let b = count(&aws, &GateConfig::default()).await;
-        assert!(!b.tripped);
-        assert_eq!(b.abandons.len(), 2);
-        assert!(aws.calls.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_third_abandon_suspends_launches_and_then_records_the_trip() {
-        let aws = FakeAws {
-            abandoned: vec!["i-0aaa", "i-0bbb"],
-            ..FakeAws::default()
-        };
-        let b = count(&aws, &GateConfig::default()).await;
-        assert!(b.tripped, "{b:?}");
-        assert_eq!(b.abandons.last().unwrap().instance_id, ABANDONED);
-        assert_eq!(*aws.calls.lock().unwrap(), ["SuspendProcesses"]);
-        let tags = aws.group_tags.lock().unwrap().clone();
-        assert_eq!(tags.len(), 1);
-        assert!(tags[0].1.starts_with("lt-1:2 "), "{tags:?}");
-        // the next abandon of the release counts from the trip
-        let again = count(&aws, &GateConfig::default()).await;
-        assert!(!again.tripped);
-        assert_eq!(again.abandons.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn rollback_that_is_not_possible_cancels_and_says_why() {
-        let aws = FakeAws {
-            abandoned: vec!["i-0aaa", "i-0bbb"],
-            ..FakeAws::default()
-        };
-        let config = GateConfig {
-            breaker_action: BreakerAction::Rollback,
-            ..GateConfig::default()
-        };
-        let taken = count(&aws, &config).await.action_taken.unwrap();
-        assert!(
-            taken.contains("cannot be rolled back (no desired configuration)"),
-            "{taken}"
-        );
-        assert!(
-            taken.contains("cancelled instead (instance refresh refresh-1)"),
-            "{taken}"
-        );
-        assert_eq!(
-            *aws.calls.lock().unwrap(),
-            ["RollbackInstanceRefresh", "CancelInstanceRefresh"]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_trip_whose_action_fails_records_nothing() {
-        let aws = FakeAws {
-            abandoned: vec!["i-0aaa", "i-0bbb"],
-            suspend_fails: true,
-            ..FakeAws::default()
-        };
-        let b = count(&aws, &GateConfig::default()).await;
-        assert!(!b.tripped);
-        assert!(
-            b.error.as_deref().unwrap().contains("AccessDenied"),
-            "{b:?}"
-        );
-        // the trip is recorded only after its action: the next ABANDON counts every
-        // abandon again
-        assert!(aws.group_tags.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_breaker_off_counts_nothing() {
-        let config = GateConfig {
-            breaker_action: BreakerAction::Off,
-            ..GateConfig::default()
-        };
-        assert!(
-            after_abandon(&FakeAws::default(), &config, "shop-web", ABANDONED, None)
-                .await
-                .is_none()
-        );
-    }
-}
+mod tests;

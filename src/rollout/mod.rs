@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub suspended_processes: Vec<String>,
     /// The breaker's trip, from the group's `launch-gate:breaker` tag.
     pub trip: Option<Trip>,
+    /// The launches abandoned through an environment outage the group's
+    /// `launch-gate:environment-abandons` tag lists, and when the newest was (seconds since
+    /// the Unix epoch).
+    pub environment: Option<(u64, Vec<String>)>,
     /// The newest instance refresh.
     pub refresh: Option<RefreshView>,
     /// Every instance EC2 shows with the group's `aws:autoscaling:groupName` tag
@@ -49,6 +53,14 @@ impl From<GroupSnapshot> for Snapshot {
             in_service: g.in_service,
             suspended_processes: g.suspended_processes,
             trip: g.breaker_tag.as_deref().and_then(Trip::parse),
+            environment: g.environment_tag.as_deref().and_then(|v| {
+                Some((
+                    crate::breaker::environment_tag_time(v)?,
+                    crate::breaker::environment_ids(v)
+                        .map(str::to_owned)
+                        .collect(),
+                ))
+            }),
             refresh: g.refresh,
             instances: g.instances,
         }
@@ -83,6 +95,29 @@ pub enum Progress {
         /// Why, in words.
         reason: String,
     },
+}
+
+/// How the step ended: exit status 0, 1 and 4 of `launch-gate rollout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutEnd {
+    /// Enough instances of the release passed the gate and are in service.
+    Succeeded,
+    /// The release failed: halted by the breaker, a failed instance refresh, or the time
+    /// ran out with no sign of an outage.
+    Failed,
+    /// The time ran out while launches of the release were abandoned through an
+    /// environment outage: the running release failed the same checks the same way.
+    EnvironmentFailed,
+}
+
+/// Whether an instance's decision tag says it was abandoned through an environment outage
+/// (`ABANDON cause=environment_unhealthy`).
+pub fn environment_abandoned(decision: Option<&str>) -> bool {
+    decision.is_some_and(|d| {
+        d.split_whitespace().next() == Some("ABANDON")
+            && d.split_whitespace()
+                .any(|w| w == "cause=environment_unhealthy")
+    })
 }
 
 /// Whether an instance's decision tag says it passed the gate.
@@ -186,9 +221,10 @@ pub enum RolloutError {
 }
 
 /// Runs the step: fixes the release, then looks at the group every `poll_interval` and
-/// reports each decision as it appears, until the rollout succeeds (`true`), or is
-/// halted, fails or times out (`false`). A failed look after the start is reported as a
-/// warning and tried again.
+/// reports each decision as it appears, until the rollout succeeds, is halted or fails,
+/// or times out: [`RolloutEnd::EnvironmentFailed`] when launches of the release were
+/// abandoned through an environment outage meanwhile, else [`RolloutEnd::Failed`]. A
+/// failed look after the start is reported as a warning and tried again.
 ///
 /// # Errors
 /// [`RolloutError::Usage`] when the request does not fit the group;
@@ -197,7 +233,7 @@ pub async fn run<R: RolloutReads>(
     reads: &R,
     args: &RolloutRequest,
     report: &mut impl Report,
-) -> Result<bool, RolloutError> {
+) -> Result<RolloutEnd, RolloutError> {
     let start = Instant::now();
     let started = crate::time::epoch_seconds();
     let (first, template) = reads.rollout_snapshot(&args.group).await?.ok_or_else(|| {
@@ -261,6 +297,8 @@ pub async fn run<R: RolloutReads>(
     );
 
     let mut printed: Vec<(String, String)> = Vec::new();
+    // Launches of the release abandoned through an environment outage since the start.
+    let mut environment: Vec<String> = Vec::new();
     let mut last: Option<Progress> = None;
     let mut snapshot = Some(Snapshot::from(first));
     loop {
@@ -274,7 +312,7 @@ pub async fn run<R: RolloutReads>(
                         &format!("rollout failed: the group {} was deleted", args.group),
                         serde_json::json!({"status": "failed"}),
                     );
-                    return Ok(false);
+                    return Ok(RolloutEnd::Failed);
                 }
                 Err(e) => {
                     report.line(
@@ -287,6 +325,30 @@ pub async fn run<R: RolloutReads>(
             },
         };
         if let Some(snap) = snap {
+            let mut outage: Vec<String> = snap
+                .instances
+                .iter()
+                .filter(|(_, info)| {
+                    (release.is_none() || info.launch_template == release)
+                        && environment_abandoned(info.decision.as_deref())
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if let Some((_, ids)) = snap.environment.as_ref().filter(|(at, _)| *at >= started) {
+                outage.extend(ids.iter().cloned());
+            }
+            for id in outage {
+                if !environment.contains(&id) {
+                    if environment.is_empty() {
+                        report.line(
+                            "warning",
+                            &format!("{id} was abandoned through an environment outage: the running release fails the same checks the same way (cause environment_unhealthy); the group launches again, and the step waits"),
+                            serde_json::json!({"instance_id": id, "cause": "environment_unhealthy"}),
+                        );
+                    }
+                    environment.push(id);
+                }
+            }
             for (id, info) in &snap.instances {
                 let Some(decision) = &info.decision else {
                     continue;
@@ -327,7 +389,7 @@ pub async fn run<R: RolloutReads>(
                         &format!("rollout succeeded: {passed} of {expected} in service and passed the gate"),
                         serde_json::json!({"status": "succeeded", "passed": passed, "expected": expected}),
                     );
-                    return Ok(true);
+                    return Ok(RolloutEnd::Succeeded);
                 }
                 Progress::Halted { reason } | Progress::Failed { reason } => {
                     let status = if matches!(progress, Progress::Halted { .. }) {
@@ -340,7 +402,7 @@ pub async fn run<R: RolloutReads>(
                         &format!("rollout {status}: {reason}"),
                         serde_json::json!({"status": status}),
                     );
-                    return Ok(false);
+                    return Ok(RolloutEnd::Failed);
                 }
             }
             last = Some(progress);
@@ -351,6 +413,19 @@ pub async fn run<R: RolloutReads>(
                 Some(Progress::Waiting { passed, expected }) => format!("{passed} of {expected}"),
                 _ => "none".to_owned(),
             };
+            if !environment.is_empty() {
+                report.line(
+                    "end",
+                    &format!(
+                        "rollout timed out after {} s through an environment outage, not a failed release: {passed} in service and passed the gate; {} launches of the release were abandoned because the running release failed the same checks the same way ({}). Fix the environment (the decision events' cause says what failed) and run the step again",
+                        args.timeout.as_secs(),
+                        environment.len(),
+                        environment.join(", ")
+                    ),
+                    serde_json::json!({"status": "environment_unhealthy", "environment_abandons": environment}),
+                );
+                return Ok(RolloutEnd::EnvironmentFailed);
+            }
             report.line(
                 "end",
                 &format!(
@@ -359,273 +434,11 @@ pub async fn run<R: RolloutReads>(
                 ),
                 serde_json::json!({"status": "timed_out"}),
             );
-            return Ok(false);
+            return Ok(RolloutEnd::Failed);
         }
         tokio::time::sleep(args.poll_interval.min(left)).await;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lt(version: &str) -> LaunchTemplateVersion {
-        LaunchTemplateVersion {
-            id: "lt-1".into(),
-            version: version.into(),
-        }
-    }
-
-    fn instance(id: &str, version: &str, decision: Option<&str>) -> (String, InstanceInfo) {
-        (
-            id.into(),
-            InstanceInfo {
-                state: "running".into(),
-                private_ip: None,
-                group_name: Some("shop-web".into()),
-                claimed_until: None,
-                launch_template: Some(lt(version)),
-                decision: decision.map(str::to_owned),
-                launched_at: None,
-            },
-        )
-    }
-
-    fn snapshot() -> Snapshot {
-        Snapshot {
-            desired_capacity: 2,
-            in_service: vec!["i-old".into(), "i-new1".into(), "i-new2".into()],
-            instances: vec![
-                instance("i-old", "1", Some("CONTINUE")),
-                instance("i-new1", "2", Some("CONTINUE")),
-                instance("i-new2", "2", Some("CONTINUE shadow-verdict=ABANDON")),
-                instance("i-bad", "2", Some("ABANDON cause=host_rejected")),
-            ],
-            ..Snapshot::default()
-        }
-    }
-
-    #[test]
-    fn only_in_service_instances_of_the_release_that_passed_count() {
-        let s = snapshot();
-        assert_eq!(
-            assess(Some(&lt("2")), 0, None, None, &s),
-            Progress::Succeeded {
-                passed: 2,
-                expected: 2
-            }
-        );
-        assert_eq!(
-            assess(Some(&lt("3")), 0, None, None, &s),
-            Progress::Waiting {
-                passed: 0,
-                expected: 2
-            }
-        );
-        assert_eq!(
-            assess(Some(&lt("2")), 0, None, Some(3), &s),
-            Progress::Waiting {
-                passed: 2,
-                expected: 3
-            }
-        );
-    }
-
-    #[test]
-    fn a_trip_of_the_release_halts_it() {
-        let mut s = snapshot();
-        s.trip = Some(Trip {
-            release: Some(lt("2")),
-            at: 100,
-            instance_id: "i-bad".into(),
-        });
-        assert!(matches!(
-            assess(Some(&lt("2")), 50, None, None, &s),
-            Progress::Halted { .. }
-        ));
-        // an older trip, of a release a person has resumed since, does not
-        assert!(matches!(
-            assess(Some(&lt("2")), 150, None, None, &s),
-            Progress::Succeeded { .. }
-        ));
-        s.suspended_processes.push("Launch".into());
-        assert!(matches!(
-            assess(Some(&lt("2")), 150, None, None, &s),
-            Progress::Halted { .. }
-        ));
-        // another release's trip is not this one's
-        assert!(matches!(
-            assess(Some(&lt("3")), 50, None, None, &s),
-            Progress::Waiting { .. }
-        ));
-    }
-
-    #[test]
-    fn a_refresh_that_ends_otherwise_fails_the_rollout() {
-        let mut s = snapshot();
-        s.in_service.clear();
-        s.refresh = Some(RefreshView {
-            id: "r-1".into(),
-            status: "RollbackSuccessful".into(),
-            status_reason: Some("Rollback started by user request".into()),
-            desired: Some(TemplateSpec {
-                id: Some("lt-1".into()),
-                name: None,
-                version: Some("2".into()),
-            }),
-        });
-        let p = assess(Some(&lt("2")), 0, Some("r-1"), None, &s);
-        assert!(
-            matches!(&p, Progress::Failed { reason } if reason.contains("RollbackSuccessful")),
-            "{p:?}"
-        );
-        assert!(matches!(
-            assess(Some(&lt("2")), 0, None, None, &s),
-            Progress::Waiting { .. }
-        ));
-    }
-
-    /// The group as a scripted series of looks (the last one repeats), with launch
-    /// template `lt-1` named by the group at version `2`.
-    struct FakeReads(std::sync::Mutex<Vec<GroupSnapshot>>);
-
-    impl RolloutReads for FakeReads {
-        async fn rollout_snapshot(
-            &self,
-            _: &str,
-        ) -> Result<Option<(GroupSnapshot, Option<TemplateSpec>)>, AwsError> {
-            let mut looks = self.0.lock().unwrap();
-            if looks.is_empty() {
-                return Ok(None);
-            }
-            let look = if looks.len() > 1 {
-                looks.remove(0)
-            } else {
-                looks[0].clone()
-            };
-            let template = TemplateSpec {
-                id: Some("lt-1".into()),
-                name: None,
-                version: Some("2".into()),
-            };
-            Ok(Some((look, Some(template))))
-        }
-
-        async fn resolve_launch_template(
-            &self,
-            _: &TemplateSpec,
-            version: Option<&str>,
-        ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
-            Ok(Some(lt(version.unwrap_or("2"))))
-        }
-    }
-
-    #[derive(Default)]
-    struct Lines(Vec<(String, String)>);
-
-    impl Report for Lines {
-        fn line(&mut self, kind: &str, text: &str, _: serde_json::Value) {
-            self.0.push((kind.to_owned(), text.to_owned()));
-        }
-    }
-
-    fn request() -> RolloutRequest {
-        RolloutRequest {
-            group: "shop-web".into(),
-            expect: None,
-            timeout: Duration::from_secs(60),
-            launch_template_version: None,
-            poll_interval: Duration::from_secs(5),
-        }
-    }
-
-    fn look(in_service: &[&str], instances: Vec<(String, InstanceInfo)>) -> GroupSnapshot {
-        GroupSnapshot {
-            desired_capacity: 2,
-            in_service: in_service.iter().map(|s| (*s).to_owned()).collect(),
-            instances,
-            ..GroupSnapshot::default()
-        }
-    }
-
-    // Paused time: the polls run in virtual time, without waiting.
-    #[tokio::test(start_paused = true)]
-    async fn the_step_reports_each_decision_once_and_succeeds() {
-        let reads = FakeReads(std::sync::Mutex::new(vec![
-            look(&[], vec![instance("i-1", "2", Some("CONTINUE"))]),
-            look(
-                &["i-1"],
-                vec![
-                    instance("i-1", "2", Some("CONTINUE")),
-                    instance("i-bad", "2", Some("ABANDON cause=host_rejected")),
-                ],
-            ),
-            look(
-                &["i-1", "i-2"],
-                vec![
-                    instance("i-1", "2", Some("CONTINUE")),
-                    instance("i-2", "2", Some("CONTINUE")),
-                    instance("i-old", "1", Some("CONTINUE")),
-                ],
-            ),
-        ]));
-        let mut lines = Lines::default();
-
-        let succeeded = run(&reads, &request(), &mut lines).await.unwrap();
-
-        assert!(succeeded, "{:?}", lines.0);
-        let decisions: Vec<&str> = lines
-            .0
-            .iter()
-            .filter(|(k, _)| k == "decision")
-            .map(|(_, t)| t.as_str())
-            .collect();
-        assert_eq!(
-            decisions,
-            [
-                "i-1 CONTINUE",
-                "i-bad ABANDON cause=host_rejected",
-                "i-2 CONTINUE"
-            ]
-        );
-        let (kind, text) = lines.0.last().unwrap();
-        assert_eq!(kind, "end");
-        assert!(text.starts_with("rollout succeeded: 2 of 2"), "{text}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_trip_of_the_release_halts_the_step() {
-        let mut halted = look(&[], vec![]);
-        halted.breaker_tag = Some(format!("lt-1:2 {} i-bad", crate::time::epoch_seconds()));
-        halted.suspended_processes = vec!["Launch".into()];
-        let reads = FakeReads(std::sync::Mutex::new(vec![look(&[], vec![]), halted]));
-        let mut lines = Lines::default();
-
-        assert!(!run(&reads, &request(), &mut lines).await.unwrap());
-        let (_, text) = lines.0.last().unwrap();
-        assert!(
-            text.starts_with("rollout halted: the launch-loop breaker tripped"),
-            "{text}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_step_that_never_gets_there_times_out() {
-        let reads = FakeReads(std::sync::Mutex::new(vec![look(&[], vec![])]));
-        let mut lines = Lines::default();
-
-        assert!(!run(&reads, &request(), &mut lines).await.unwrap());
-        let (_, text) = lines.0.last().unwrap();
-        assert!(text.starts_with("rollout timed out after 60 s"), "{text}");
-    }
-
-    #[tokio::test]
-    async fn an_unknown_group_is_a_usage_error() {
-        let reads = FakeReads(std::sync::Mutex::new(Vec::new()));
-        let err = run(&reads, &request(), &mut Lines::default())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, RolloutError::Usage(_)), "{err}");
-        assert!(err.to_string().contains("does not exist"), "{err}");
-    }
-}
+mod tests;
