@@ -4,6 +4,8 @@
 //! - time to decision with default settings: from the moment the app answers healthy to
 //!   `CompleteLifecycleAction` CONTINUE, and from the end of the grace period to ABANDON;
 //! - AWS API calls per decision, counted by the emulator, by operation;
+//! - the baseline's cost: a broken release beside the running one, with the baseline on
+//!   and off: the extra probes and AWS calls;
 //! - scale: 200 concurrent gates against an emulator that throttles ELB describe calls
 //!   (40, refilled at 10/s) and `DescribeInstances` (50, refilled at 10/s) as AWS does.
 //!
@@ -86,6 +88,11 @@ async fn api_calls() -> Value {
         .await
         .unwrap();
     let after = world.calls();
+    json!(delta(&before, &after))
+}
+
+/// The emulator's call counts from `before` to `after`, the operations that grew.
+fn delta(before: &Value, after: &Value) -> BTreeMap<String, i64> {
     let mut delta = BTreeMap::new();
     for (op, n) in after.as_object().unwrap() {
         let d = n.as_i64().unwrap() - before.get(op).and_then(Value::as_i64).unwrap_or(0);
@@ -93,7 +100,73 @@ async fn api_calls() -> Value {
             delta.insert(op.clone(), d);
         }
     }
-    json!(delta)
+    delta
+}
+
+/// A broken release (ALLOWED_HOSTS without the private IP) launched beside a running
+/// healthy instance, gated with the baseline `on` or `off`: its calls, probes, and the
+/// baseline's probes.
+async fn broken_beside_running(baseline: &str) -> Value {
+    let world = World::build(WorldSpec {
+        capacity: 2,
+        overrides: json!({"baseline": baseline}),
+        ..WorldSpec::default()
+    })
+    .await;
+    // The first held instance becomes the running release.
+    let _old = DjangoApp::start(world.ip, world.port, AppSetup::default());
+    assert_eq!(
+        world.gate_once("launch.json").await.result,
+        Some(LifecycleActionResult::Continue)
+    );
+    let action = world
+        .emulator
+        .lifecycle_actions()
+        .into_iter()
+        .find(|a| a["Pending"] == true)
+        .expect("the second launch is held");
+    let id = action["EC2InstanceId"].as_str().unwrap().to_owned();
+    let out = world
+        .ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let ip: IpAddr = out.reservations()[0].instances()[0]
+        .private_ip_address()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _new = DjangoApp::start(ip, world.port, AppSetup::allowing("shop.example.com"));
+    let before = world.calls();
+    let summary = world
+        .gate()
+        .handle(&common::sample_event("launch.json", &action), None)
+        .await
+        .unwrap();
+    let after = world.calls();
+    let record = &summary.decisions[0];
+    json!({
+        "result": record.result,
+        "probes": record.probe_count,
+        "baseline_probes": record.baseline.as_ref().map_or(0, |b| b.comparisons),
+        "baseline_status": record.baseline.as_ref().map(|b| b.status),
+        "calls": delta(&before, &after),
+    })
+}
+
+async fn baseline_cost() -> Value {
+    let on = broken_beside_running("on").await;
+    let off = broken_beside_running("off").await;
+    let mut extra = BTreeMap::new();
+    for (op, n) in on["calls"].as_object().unwrap() {
+        let d = n.as_i64().unwrap() - off["calls"].get(op).and_then(Value::as_i64).unwrap_or(0);
+        if d != 0 {
+            extra.insert(op.clone(), d);
+        }
+    }
+    json!({"on": on, "off": off, "extra_calls": extra})
 }
 
 /// A socket server on `ip:port` answering every request with `status`.
@@ -216,6 +289,7 @@ async fn main() {
         "time_to_continue": time_to_continue().await,
         "time_to_abandon": time_to_abandon().await,
         "api_calls_per_decision": api_calls().await,
+        "baseline_cost": baseline_cost().await,
         "scale": scale(gates).await,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

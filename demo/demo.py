@@ -1,5 +1,6 @@
-"""launch-gate, narrated: two releases of the example shop meet the gate, and the
-broken one's launch loop meets the breaker.
+"""launch-gate, narrated: two releases of the example shop meet the gate, an outage of
+the database they share is told apart from a broken release, and the broken release's
+launch loop meets the breaker.
 
 Everything runs on this machine: the AWS emulator (moto plus the project's extension),
 an Auto Scaling group whose instances get loopback private IPs (127.0.1.x), the example
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -192,11 +194,23 @@ class Demo:
             "not registered with any target group yet")
         return action, ip
 
+    @property
+    def database(self) -> Path:
+        """The database every release shares (SQLite standing in for a database server)."""
+        return Path(self.tmp.name) / "database" / "shop.sqlite3"
+
+    def database_down(self) -> None:
+        self.database.parent.rename(self.database.parent.with_name("database.down"))
+
+    def database_back(self) -> None:
+        self.database.parent.with_name("database.down").rename(self.database.parent)
+
     def start_app(self, ip: str, allowed_hosts: str, name: str) -> None:
-        db = Path(self.tmp.name) / f"{name}.sqlite3"
-        env = dict(os.environ, DJANGO_SECRET_KEY="demo-only", DJANGO_DB_PATH=str(db),
+        env = dict(os.environ, DJANGO_SECRET_KEY="demo-only", DJANGO_DB_PATH=str(self.database),
                    DJANGO_ALLOWED_HOSTS=allowed_hosts, SHOP_CURRENCY="EUR")
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=APP_DIR, env=env, check=True)
+        if not self.database.parent.exists() and not self.database.parent.with_name("database.down").exists():
+            self.database.parent.mkdir()
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=APP_DIR, env=env, check=True)
         self.spawn(
             [sys.executable, "-m", "gunicorn", "shop.wsgi", "--workers", "1", "--bind", f"{ip}:{self.app_port}"],
             cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -241,6 +255,10 @@ class Demo:
         say(f"  {paint(colour, result)} after {decision['time_to_decision_ms'] / 1000:.1f} s: {decision['reason']}")
         if decision.get("cause"):
             say(f"  cause: {paint('1', decision['cause']['code'])}")
+        baseline = decision.get("baseline")
+        if baseline:
+            say(f"  baseline: {baseline['note']} ({baseline['comparisons']} failing rounds compared, "
+                f"{baseline['environment_rounds']} the environment's)")
         say(f"  {decision['instance_id']}: {paint('33', self.lifecycle_state(decision['instance_id']))}")
 
     def rollout(self) -> int:
@@ -275,13 +293,26 @@ def main() -> int:
 
         step("Release 1: a good build")
         action, ip = demo.launch_instance(1)
+        first_ip = ip
         demo.start_app(ip, allowed_hosts=f"shop.example.com,{ip}", name="release-1")
         first = demo.invoke(action)
         demo.report(first)
 
+        step("An outage is not a broken release: the database goes down for every instance")
+        demo.database_down()
+        say("the shared database is unreachable: the running instance's /health answers "
+            f"{status_of(first_ip, demo.app_port, '/health', f'{first_ip}:{demo.app_port}')} too")
+        action, ip = demo.launch_instance(2)
+        demo.start_app(ip, allowed_hosts=f"shop.example.com,{ip}", name="release-1-scale-out")
+        say("the gate compares each failing round with the running release, which fails the same way: "
+            "it keeps the instance held and puts an Environment Unhealthy event")
+        threading.Timer(10, lambda: (demo.database_back(), say("  (the database is back)"))).start()
+        outage = demo.invoke(action)
+        demo.report(outage)
+
         step("Release 2: the settings file lost the private IP in ALLOWED_HOSTS")
         demo.new_release()
-        action, ip = demo.launch_instance(2)
+        action, ip = demo.launch_instance(3)
         demo.start_app(ip, allowed_hosts="shop.example.com", name="release-2")
         second = demo.invoke(action)
         demo.report(second)
@@ -313,7 +344,10 @@ def main() -> int:
         code = demo.rollout()
         ok = (
             first["result"] == "CONTINUE"
+            and outage["result"] == "CONTINUE"
+            and outage.get("baseline", {}).get("environment_rounds", 0) > 0
             and second["result"] == "ABANDON"
+            and second.get("baseline", {}).get("status") == "passed"
             and breaker.get("tripped")
             and "Launch" in suspended
             and code == 1

@@ -31,6 +31,10 @@ pub enum ChecksError {
 pub struct InstanceChecks {
     /// The private IP, as `DescribeInstances` gives it.
     pub ip: IpAddr,
+    /// Its Auto Scaling group (EC2's `aws:autoscaling:groupName` tag), when it has one.
+    pub group: Option<String>,
+    /// The launch template version it was launched from.
+    pub version: Option<String>,
     /// Each target group's name and its health check, as the load balancer sends it.
     pub target_groups: Vec<(String, ProbeRequest)>,
     /// What could not be checked, and why (a group without target groups, a TCP check).
@@ -61,6 +65,8 @@ pub async fn for_instance<A: Instances + AutoScalingGroups + TargetGroups>(
     })?;
     let mut checks = InstanceChecks {
         ip,
+        group: info.group_name.clone(),
+        version: info.launch_template.as_ref().map(|t| t.version.clone()),
         target_groups: Vec::new(),
         notes: Vec::new(),
     };
@@ -152,4 +158,131 @@ pub async fn run_once<P: Prober>(
             outcome,
         })
         .collect()
+}
+
+/// The running release's answers to the checks an instance failed, as `launch-gate probe
+/// --instance-id` prints them.
+#[derive(Debug, Serialize)]
+pub struct BaselineReport {
+    /// The baseline instance: an `InService`, `Healthy` member of the group, of another
+    /// launch template version first; `None` when the group has none running.
+    pub instance_id: Option<String>,
+    /// Its launch template version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template_version: Option<String>,
+    /// Its private IP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Each failed check, sent to it: `check`, `passed`, its cause code, and who is to
+    /// blame (`release`, `environment`, or `unclear` when it fails otherwise).
+    pub checks: Vec<serde_json::Value>,
+    /// What the comparison says, in words.
+    pub summary: String,
+}
+
+/// Sends the checks that failed in `results` to the running release beside the instance
+/// (`for_instance`'s `found`): a member of its group as `DescribeAutoScalingGroups` lists
+/// it, on its private IP from `DescribeInstances`, with the same requests retargeted.
+/// `deep` is the deep health check the instance got.
+///
+/// # Errors
+/// [`AwsError`] when the group or the instances cannot be read.
+pub async fn against_baseline<P: Prober, A: Instances + AutoScalingGroups>(
+    prober: &P,
+    aws: &A,
+    instance_id: &str,
+    found: &InstanceChecks,
+    deep: &ProbeRequest,
+    results: &[CheckResult],
+) -> Result<BaselineReport, AwsError> {
+    let mut report = BaselineReport {
+        instance_id: None,
+        launch_template_version: None,
+        ip: None,
+        checks: Vec::new(),
+        summary: String::new(),
+    };
+    let Some(group) = &found.group else {
+        report.summary = "no baseline: the instance is in no Auto Scaling group".into();
+        return Ok(report);
+    };
+    let members = aws
+        .group_state(group)
+        .await?
+        .map(|g| g.instances)
+        .unwrap_or_default();
+    let candidates =
+        crate::gate::baseline::candidates(&members, instance_id, found.version.as_deref());
+    let ids: Vec<String> = candidates.iter().map(|c| c.instance_id.clone()).collect();
+    let described = if ids.is_empty() {
+        Vec::new()
+    } else {
+        aws.describe_instances(&ids).await?
+    };
+    let Some((member, ip)) = crate::gate::baseline::pick(&candidates, &described) else {
+        report.summary = format!(
+            "no baseline: the group {group} has no other InService instance running; the release is judged alone"
+        );
+        return Ok(report);
+    };
+    report.instance_id = Some(member.instance_id.clone());
+    report.launch_template_version = member.launch_template_version.clone();
+    report.ip = Some(ip);
+    let requests: Vec<(CheckLabel, ProbeRequest)> =
+        std::iter::once((CheckLabel::DeepHealth, deep.at(ip)))
+            .chain(
+                found
+                    .target_groups
+                    .iter()
+                    .map(|(name, r)| (CheckLabel::TargetGroup(name.clone()), r.at(ip))),
+            )
+            .filter(|(label, _)| {
+                results
+                    .iter()
+                    .any(|r| !r.passed && r.check == label.to_string())
+            })
+            .collect();
+    let outcomes = join_all(requests.iter().map(|(_, r)| prober.probe(r))).await;
+    let (mut release, mut environment) = (0, 0);
+    for ((label, request), outcome) in requests.iter().zip(outcomes) {
+        let cause = match label {
+            CheckLabel::DeepHealth => diagnose(request, &outcome),
+            CheckLabel::TargetGroup(name) => diagnose_target_group(name, request, &outcome),
+        };
+        let own = results
+            .iter()
+            .find(|r| r.check == label.to_string())
+            .and_then(|r| r.cause.as_ref())
+            .map(|c| c.code);
+        let blame = match (&cause, own) {
+            (None, _) => {
+                release += 1;
+                "release"
+            }
+            (Some(c), Some(code)) if c.code == code => {
+                environment += 1;
+                "environment"
+            }
+            _ => "unclear",
+        };
+        report.checks.push(serde_json::json!({
+            "check": label.to_string(),
+            "passed": outcome.passed,
+            "cause": cause.as_ref().map(|c| c.code),
+            "blame": blame,
+        }));
+    }
+    let who = crate::gate::baseline::running_release(
+        &member.instance_id,
+        member.launch_template_version.as_deref(),
+    );
+    report.summary = match (release, environment) {
+        (0, 0) => format!("{who} fails the same checks otherwise: unclear"),
+        (_, 0) => format!("{who} passes the checks this instance fails: the release is to blame"),
+        (0, _) => format!(
+            "{who} fails the same checks the same way: the environment is unhealthy, not the release"
+        ),
+        _ => format!("{who} passes some of the checks and fails others the same way"),
+    };
+    Ok(report)
 }

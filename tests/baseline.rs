@@ -248,3 +248,47 @@ async fn an_imdsv1_release_beside_an_imdsv2_one_is_blamed_and_trips_the_breaker(
     assert_eq!(r.events.details("Rollout Halted").await.len(), 1);
     assert!(r.events.details("Environment Unhealthy").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn probe_compares_a_failing_instance_with_the_running_release() {
+    let db = SharedDatabase::new();
+    let r = Rollout::start_spec(
+        WorldSpec {
+            capacity: 2,
+            ..world(30)
+        },
+        GateConfig::default(),
+        db.release(),
+    )
+    .await;
+    let running = r.in_service().await;
+    let probe = |id: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+            .args(["probe", "--instance-id", id, "--json", "--port"])
+            .arg(r.world.port.to_string())
+            .env("AWS_ENDPOINT_URL", &r.world.emulator.url)
+            .output()
+            .unwrap();
+        let doc: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        (out.status.code(), doc)
+    };
+    db.go_down();
+    let (code, doc) = probe(&running[0].0);
+    assert_eq!(code, Some(1), "{doc}");
+    let baseline = &doc["baseline"];
+    assert_eq!(baseline["instance_id"], running[1].0.as_str(), "{doc}");
+    assert_eq!(baseline["checks"][0]["check"], "deep_health", "{doc}");
+    assert_eq!(baseline["checks"][0]["blame"], "environment", "{doc}");
+    assert!(
+        baseline["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("the environment is unhealthy, not the release"),
+        "{doc}"
+    );
+    db.come_back();
+    let (code, doc) = probe(&running[0].0);
+    assert_eq!(code, Some(0), "{doc}");
+    assert!(doc["baseline"].is_null(), "{doc}");
+}

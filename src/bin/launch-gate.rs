@@ -91,6 +91,11 @@ struct ProbeArgs {
     /// Also run every health check of the instance's Auto Scaling group's target groups.
     #[arg(long)]
     target_groups: bool,
+    /// With --instance-id, do not send the failing checks to the running release beside
+    /// the instance (an InService member of its group) to tell a broken release from a
+    /// broken environment.
+    #[arg(long)]
+    no_baseline: bool,
     /// Port of the health endpoint.
     #[arg(long, default_value_t = 80)]
     port: u16,
@@ -176,8 +181,8 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
             Failure::Config(e.to_string().replace("NotificationMetadata key", "option"))
         })?;
 
-    let (ip, target_groups) = match (&args.ip, &args.instance_id) {
-        (Some(ip), _) => (*ip, Vec::new()),
+    let (ip, found) = match (&args.ip, &args.instance_id) {
+        (Some(ip), _) => (*ip, None),
         (None, Some(id)) => {
             let aws = sdk(args.region.clone()).await;
             let found = checks::for_instance(&aws, id, args.target_groups, config.body_limit_bytes)
@@ -189,16 +194,51 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
             for note in &found.notes {
                 eprintln!("launch-gate: {note}");
             }
-            (found.ip, found.target_groups)
+            (found.ip, Some((aws, id.clone(), found)))
         }
         (None, None) => return Err(Failure::Config("give --ip or --instance-id".into())),
     };
-    let results = checks::run_once(&HttpProber::new(), &config, ip, target_groups).await;
+    let prober = HttpProber::new();
+    let target_groups = found
+        .as_ref()
+        .map(|(_, _, f)| f.target_groups.clone())
+        .unwrap_or_default();
+    let results = checks::run_once(&prober, &config, ip, target_groups).await;
     let healthy = results.iter().all(|r| r.passed);
+    // An instance that fails: does the running release beside it fail the same way?
+    let baseline = match &found {
+        Some((aws, id, found)) if !healthy && !args.no_baseline => {
+            let deep = launch_gate::probe::ProbeRequest::deep_health(&config, ip);
+            Some(
+                checks::against_baseline(&prober, aws, id, found, &deep, &results)
+                    .await
+                    .map_err(Failure::Aws)?,
+            )
+        }
+        _ => None,
+    };
     if args.json {
-        println!("{}", json!({"healthy": healthy, "checks": results}));
+        println!(
+            "{}",
+            json!({"healthy": healthy, "checks": results, "baseline": baseline})
+        );
     } else {
         print_text(healthy, &results);
+        if let Some(b) = &baseline {
+            println!("  baseline: {}", b.summary);
+            for c in &b.checks {
+                println!(
+                    "        {}: {} on the running release -> {}",
+                    c["check"].as_str().unwrap_or(""),
+                    if c["passed"] == true {
+                        "passes".to_owned()
+                    } else {
+                        format!("fails ({})", c["cause"].as_str().unwrap_or("?"))
+                    },
+                    c["blame"].as_str().unwrap_or("")
+                );
+            }
+        }
     }
     Ok(healthy)
 }

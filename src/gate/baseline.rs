@@ -43,15 +43,16 @@ struct Target {
 }
 
 impl Target {
-    /// "the running release (launch template version 6, i-0abc)".
     fn words(&self) -> String {
-        match &self.version {
-            Some(v) => format!(
-                "the running release (launch template version {v}, {})",
-                self.instance_id
-            ),
-            None => format!("the running release ({})", self.instance_id),
-        }
+        running_release(&self.instance_id, self.version.as_deref())
+    }
+}
+
+/// "the running release (launch template version 6, i-0abc)".
+pub(crate) fn running_release(instance_id: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("the running release (launch template version {v}, {instance_id})"),
+        None => format!("the running release ({instance_id})"),
     }
 }
 
@@ -108,6 +109,21 @@ pub(crate) fn candidates<'a>(
     out
 }
 
+/// The first of `candidates` that EC2 (`described`, from `DescribeInstances`) shows
+/// running with a private IP that is not link-local, and that IP.
+pub(crate) fn pick<'a>(
+    candidates: &[&'a GroupInstance],
+    described: &[(String, InstanceInfo)],
+) -> Option<(&'a GroupInstance, IpAddr)> {
+    candidates.iter().find_map(|c| {
+        let (_, info) = described.iter().find(|(id, _)| *id == c.instance_id)?;
+        let ip = info
+            .private_ip
+            .filter(|ip| info.state == "running" && !resolve::is_link_local(*ip))?;
+        Some((*c, ip))
+    })
+}
+
 /// At most this many members are described in the one `DescribeInstances` of a wait.
 const MAX_CANDIDATES: usize = 20;
 
@@ -152,28 +168,20 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         }
         let ids: Vec<String> = candidates.iter().map(|c| c.instance_id.clone()).collect();
         let described = self.aws.describe_instances(&ids).await?;
-        for c in &candidates {
-            let Some((_, info)) = described.iter().find(|(id, _)| *id == c.instance_id) else {
-                continue;
+        if let Some((c, ip)) = pick(&candidates, &described) {
+            let target = Target {
+                instance_id: c.instance_id.clone(),
+                ip,
+                version: c.launch_template_version.clone(),
             };
-            match info.private_ip {
-                Some(ip) if info.state == "running" && !resolve::is_link_local(ip) => {
-                    let target = Target {
-                        instance_id: c.instance_id.clone(),
-                        ip,
-                        version: c.launch_template_version.clone(),
-                    };
-                    record.baseline = Some(BaselineRecord {
-                        instance_id: Some(target.instance_id.clone()),
-                        launch_template_version: target.version.clone(),
-                        private_ip: Some(ip.to_string()),
-                        ..none(format!("the baseline is {}", target.words()))
-                    });
-                    state.target = Some(target);
-                    return Ok(());
-                }
-                _ => continue,
-            }
+            record.baseline = Some(BaselineRecord {
+                instance_id: Some(target.instance_id.clone()),
+                launch_template_version: target.version.clone(),
+                private_ip: Some(ip.to_string()),
+                ..none(format!("the baseline is {}", target.words()))
+            });
+            state.target = Some(target);
+            return Ok(());
         }
         record.baseline = Some(none(format!(
             "no baseline: none of the group's {} InService instances is running with a private IP EC2 shows; the release is judged alone",

@@ -105,6 +105,11 @@ class Defaults(unittest.TestCase):
             self.assertEqual(resources[alarm]["Type"], "AWS::CloudWatch::Alarm", alarm)
         rule = resources["RolloutHaltedToAlarmTopic"]["Properties"]["EventPattern"]
         self.assertEqual(rule["detail-type"], ["Rollout Halted"])
+        rule = resources["EnvironmentUnhealthyToAlarmTopic"]["Properties"]["EventPattern"]
+        self.assertEqual(rule["detail-type"], ["Environment Unhealthy"])
+
+    def test_baseline_on_by_default(self):
+        self.assertEqual(PARAMETERS["Baseline"]["Default"], "on")
 
     def test_the_gates_security_group_is_exported(self):
         output = TEMPLATE["Outputs"]["GateSecurityGroupId"]
