@@ -243,11 +243,73 @@ pub struct BaselineRecord {
     pub note: String,
 }
 
+/// What held the subject while the gate checked it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldKind {
+    /// An Auto Scaling launch lifecycle action (the instance in `Pending:Wait`).
+    LifecycleAction,
+    /// An ECS blue/green deployment's Lambda lifecycle hook (the green tasks, before
+    /// production traffic).
+    EcsDeploymentHook,
+}
+
+/// One green task of an ECS deployment, as the round left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EcsTaskRecord {
+    /// `taskArn`.
+    pub arn: String,
+    /// Its ENI's private IP.
+    pub private_ip: String,
+    /// Consecutive passing rounds.
+    pub passes: u32,
+    /// Consecutive failing rounds after the grace period.
+    pub failures: u32,
+    /// The cause code of this round's failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'static str>,
+}
+
+/// The ECS deployment an ECS hook invocation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EcsRecord {
+    /// The cluster, from the deployment's ARN.
+    pub cluster: String,
+    /// The service.
+    pub service: String,
+    /// `resourceArn`: the service deployment.
+    pub deployment_arn: String,
+    /// The green revision.
+    pub revision_arn: String,
+    /// Its task definition, as ECS shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_task_definition: Option<String>,
+    /// The target group its tasks are registered in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    /// `lifecycleStage`.
+    pub lifecycle_stage: String,
+    /// `executionId`.
+    pub execution_id: String,
+    /// The green tasks ECS asked for.
+    pub requested_tasks: u32,
+    /// The green tasks checked this round.
+    pub tasks: Vec<EcsTaskRecord>,
+    /// The answer given to ECS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_status: Option<crate::event::ecs::HookStatus>,
+}
+
 /// Everything the gate knows about one lifecycle action it worked on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRecord {
     /// Always [`RECORD_TYPE`].
     pub record: &'static str,
+    /// What held the subject: a lifecycle action, or an ECS deployment hook.
+    pub hold: HoldKind,
+    /// The ECS deployment, for an ECS hook invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsRecord>,
     /// The Lambda request id of the invocation that worked on it.
     pub invocation_id: Option<String>,
     /// `EC2InstanceId`.
@@ -340,6 +402,8 @@ impl DecisionRecord {
     pub fn new(action: &LifecycleAction) -> Self {
         Self {
             record: RECORD_TYPE,
+            hold: HoldKind::LifecycleAction,
+            ecs: None,
             invocation_id: None,
             instance_id: action.instance_id.clone(),
             group_name: action.group_name.clone(),
@@ -372,6 +436,47 @@ impl DecisionRecord {
             hook: None,
             settings: None,
             time_to_decision_ms: 0,
+        }
+    }
+
+    /// A record for an ECS lifecycle hook invocation: the service in `group_name`, the
+    /// deployment's id in `instance_id`, the stage in `transition`, and the deployment in
+    /// `ecs`.
+    pub fn for_ecs(inv: &crate::event::ecs::EcsHookInvocation) -> Self {
+        let (cluster, service) = inv.cluster_and_service().unwrap_or_default();
+        let claim = LifecycleAction {
+            token: None,
+            group_name: service.to_owned(),
+            hook_name: "ecs-deployment-lifecycle-hook".to_owned(),
+            instance_id: inv
+                .deployment_arn
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            transition: inv.lifecycle_stage.clone(),
+            notification_metadata: None,
+            origin: None,
+            destination: None,
+            sent_at: None,
+            delivery: Delivery::EcsHook,
+        };
+        Self {
+            hold: HoldKind::EcsDeploymentHook,
+            ecs: Some(EcsRecord {
+                cluster: cluster.to_owned(),
+                service: service.to_owned(),
+                deployment_arn: inv.deployment_arn.clone(),
+                revision_arn: inv.target_revision_arn.clone(),
+                revision_task_definition: None,
+                target_group_arn: None,
+                lifecycle_stage: inv.lifecycle_stage.clone(),
+                execution_id: inv.execution_id.clone(),
+                requested_tasks: 0,
+                tasks: Vec::new(),
+                hook_status: None,
+            }),
+            ..Self::new(&claim)
         }
     }
 

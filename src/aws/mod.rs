@@ -3,6 +3,7 @@
 //! hand-written fakes, and the end-to-end tests pass the SDK adapter pointed at the AWS
 //! emulator.
 
+pub mod ecs;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod sdk;

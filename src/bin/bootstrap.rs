@@ -1,5 +1,6 @@
 //! The Lambda function: reads its settings and builds its AWS clients once at cold start,
-//! then gates each lifecycle notification it is invoked with.
+//! then gates each lifecycle notification it is invoked with, and answers each ECS
+//! deployment lifecycle hook invocation as ECS reads it.
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use launch_gate::aws::sdk::SdkAws;
@@ -33,7 +34,7 @@ async fn main() -> Result<(), Error> {
     let gate = &gate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);
-        gate.handle_invocation(
+        gate.respond(
             &event.payload,
             Some(deadline),
             Some(&event.context.request_id),

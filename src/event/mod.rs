@@ -35,6 +35,8 @@ pub enum Delivery {
     Sweep,
     /// Handed over by an earlier invocation of the gate whose time ran out.
     Continuation,
+    /// Invoked by Amazon ECS as a blue/green deployment's Lambda lifecycle hook.
+    EcsHook,
 }
 
 /// Where an instance comes from or goes to in a lifecycle transition (EventBridge only).
@@ -567,6 +569,8 @@ fn type_name(v: &Value) -> &'static str {
 fn truncate(s: &str) -> String {
     crate::text::clip(s, 100)
 }
+
+pub mod ecs;
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,7 @@ use crate::time::{epoch_millis, epoch_seconds, instant_of};
 pub mod baseline;
 mod clock;
 mod decide;
+mod ecs;
 mod hold;
 mod resolve;
 mod sweep;
@@ -50,7 +51,7 @@ use crate::probe::CheckLabel;
 use clock::{Clock, whole_seconds};
 use hold::LifecycleActionHold;
 use targets::{Check, Validation};
-use wait::{Hold, Wait, WaitEnd};
+use wait::{Hold, Round, Wait, WaitEnd};
 
 /// Time kept back from the invocation's deadline for the completion call and the record:
 /// the SDK's whole operation timeout (`aws::sdk::OPERATION_TIMEOUT`, 8 s, retries

@@ -80,6 +80,7 @@ pub struct SdkAws {
     elbv2: aws_sdk_elasticloadbalancingv2::Client,
     lambda: aws_sdk_lambda::Client,
     events: aws_sdk_eventbridge::Client,
+    ecs: aws_sdk_ecs::Client,
     function_name: Option<String>,
 }
 
@@ -93,6 +94,7 @@ impl SdkAws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            ecs: aws_sdk_ecs::Client::new(config),
             function_name: None,
         }
     }
@@ -388,6 +390,7 @@ impl SdkAws {
     }
 }
 
+mod ecs;
 mod elb_events;
 mod groups;
 mod rollout;
