@@ -42,12 +42,15 @@ without launch hooks is then `Pending` until EC2 says `running`, and one whose l
 with the group's target groups only when `running`. With `target_health.py`, target
 health is computed by real ELB-style health checks; with `rollouts.py`, the group keeps
 scaling activities (a launch abandoned by `CompleteLifecycleAction` or by the heartbeat
-timeout each with AWS's own wording) and runs instance refreshes.
+timeout each with AWS's own wording) and runs instance refreshes; with `ecs_deployments.py`,
+ECS services run tasks and blue/green service deployments with Lambda lifecycle hooks.
 
 It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
 with its token, `Origin` and `Destination`, heartbeats, completions and the calls that
 failed;
+`/_launch_gate/ecs/...` serves the Lambda lifecycle hooks of ECS blue/green deployments and
+their settings (see ecs_deployments.py);
 `GET /_launch_gate/calls` counts the API calls received, by operation;
 `GET /_launch_gate/invocations` lists Lambda's asynchronous `Invoke` calls, with payloads;
 `POST /_launch_gate/faults` with `{"operation": "DescribeTargetHealth", "status": 500,
@@ -117,6 +120,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server
 
 import ec2_instances
+import ecs_deployments
 import rollouts
 import target_health
 
@@ -634,6 +638,7 @@ def install() -> None:
     cls.describe_warm_pool = describe_warm_pool
     rollouts.install()
     ec2_instances.install()
+    ecs_deployments.install()
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -789,7 +794,11 @@ def _ipv6_only(body: dict[str, Any]) -> tuple[str, Any]:
 
 def _control(environ: dict[str, Any], start_response: Any, path: str, method: str) -> list[bytes] | None:
     """The controls added after the first ones: settings, target health, warm pool launches,
-    age, IPv6-only."""
+    age, IPv6-only, ECS deployments' hooks."""
+    if path.startswith("/_launch_gate/ecs/"):
+        answer = ecs_deployments.control(method, path, _body(environ) if method == "POST" else {})
+        if answer is not None:
+            return _json(start_response, *answer)
     if path == "/_launch_gate/age" and method == "POST":
         return _json(start_response, *_age(_body(environ)))
     if path == "/_launch_gate/ipv6-only" and method == "POST":

@@ -286,3 +286,34 @@ pub async fn against_baseline<P: Prober, A: Instances + AutoScalingGroups>(
     };
     Ok(report)
 }
+
+/// The running tasks of the ECS service `service` in `cluster`, on their ENI's private
+/// IP (never link-local): `ListTasks`, `DescribeTasks`.
+///
+/// # Errors
+/// [`ChecksError::Usage`] when the service has no running task with a private IP;
+/// [`ChecksError::Aws`] when ECS cannot be read.
+pub async fn ecs_service_tasks<A: crate::aws::ecs::EcsDeployments>(
+    aws: &A,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<(crate::aws::ecs::TaskView, IpAddr)>, ChecksError> {
+    let tasks: Vec<_> = aws
+        .service_tasks(cluster, service)
+        .await?
+        .into_iter()
+        .filter(|t| t.last_status == "RUNNING")
+        .filter_map(|t| {
+            let ip = t
+                .private_ip
+                .filter(|ip| !crate::probe::is_link_local(*ip))?;
+            Some((t, ip))
+        })
+        .collect();
+    if tasks.is_empty() {
+        return Err(ChecksError::Usage(format!(
+            "the ECS service {cluster}/{service} has no running task with a private IP"
+        )));
+    }
+    Ok(tasks)
+}

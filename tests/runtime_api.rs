@@ -172,3 +172,41 @@ async fn non_utf8_bytes_are_rejected_by_the_runtime() {
     let response = function.invoke(&world.event("test-notification-sns.json"));
     assert_eq!(response["ignored"][0]["kind"], "test_notification");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ecs_deployment_is_gated_through_the_runtime_api() {
+    // ECS invokes the function (here through cargo lambda's Runtime API) at POST_SCALE_UP
+    // and again after each IN_PROGRESS; the function's JSON answer is what ECS reads.
+    let world =
+        common::EcsWorld::start_delivering(1, json!({}), |_, _| Some(AppSetup::default()), false)
+            .await;
+    let function = Function::start(&world.emulator.url);
+    let deployment = world.deploy(2).await;
+    let mut statuses = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !statuses.contains(&"SUCCEEDED".to_owned()) {
+        assert!(std::time::Instant::now() < until, "{statuses:?}");
+        let url = world.emulator.url.clone();
+        let due = common::http_get_json(&format!("{url}/_launch_gate/ecs/hook-invocations"));
+        for invocation in due.as_array().cloned().unwrap_or_default() {
+            let answer = function.invoke(&invocation["payload"]);
+            statuses.push(answer["hookStatus"].as_str().unwrap_or("none").to_owned());
+            let (status, body) = common::http_post_json(
+                &format!("{url}/_launch_gate/ecs/hook-response"),
+                &json!({"executionId": invocation["executionId"], "response": answer, "error": false}),
+            );
+            assert!(status.contains(" 200 "), "{status} {body}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(statuses.first().map(String::as_str), Some("IN_PROGRESS"));
+    let ended = world
+        .ended(&deployment, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(ended.status().map(|s| s.as_str()), Some("SUCCESSFUL"));
+    let records = function.records();
+    assert!(
+        records.iter().all(|r| r["hold"] == "ecs_deployment_hook"),
+        "{records:?}"
+    );
+}

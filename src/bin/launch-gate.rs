@@ -78,13 +78,17 @@ struct ProbeArgs {
     /// The instance's private IP.
     #[arg(
         long,
-        required_unless_present = "instance_id",
+        required_unless_present_any = ["instance_id", "ecs_service"],
         conflicts_with = "instance_id"
     )]
     ip: Option<IpAddr>,
     /// Resolve the private IP with DescribeInstances (AWS credentials from the usual chain).
     #[arg(long)]
     instance_id: Option<String>,
+    /// Check every running task of an ECS service, CLUSTER/SERVICE, on its ENI's private
+    /// IP (ListTasks, DescribeTasks).
+    #[arg(long, value_name = "CLUSTER/SERVICE", conflicts_with_all = ["ip", "instance_id"])]
+    ecs_service: Option<String>,
     /// AWS Region for --instance-id (default: the SDK's: AWS_REGION, the profile).
     #[arg(long)]
     region: Option<String>,
@@ -164,23 +168,10 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
                 .into(),
         ));
     }
-    // The gate's own settings validation, so the CLI accepts exactly what the gate does.
-    let settings = json!({
-        "health_path": args.path,
-        "health_port": args.port,
-        "matcher": args.matcher,
-        "probe_timeout_seconds": args.timeout,
-        "interval_seconds": args.timeout,
-        "host_header": args.host,
-        "body_contains": args.body_contains,
-        "body_json": args.body_json,
-    });
-    let config = GateConfig::default()
-        .with_metadata(Some(&settings.to_string()))
-        .map_err(|e| {
-            Failure::Config(e.to_string().replace("NotificationMetadata key", "option"))
-        })?;
-
+    let config = probe_config(&args)?;
+    if let Some(service) = &args.ecs_service {
+        return probe_ecs_service(&args, &config, service).await;
+    }
     let (ip, found) = match (&args.ip, &args.instance_id) {
         (Some(ip), _) => (*ip, None),
         (None, Some(id)) => {
@@ -239,6 +230,63 @@ async fn probe(args: ProbeArgs) -> Result<bool, Failure> {
                 );
             }
         }
+    }
+    Ok(healthy)
+}
+
+/// The probe's settings from its options, through the gate's own validation, so the CLI
+/// accepts exactly what the gate does.
+fn probe_config(args: &ProbeArgs) -> Result<GateConfig, Failure> {
+    let settings = json!({
+        "health_path": args.path,
+        "health_port": args.port,
+        "matcher": args.matcher,
+        "probe_timeout_seconds": args.timeout,
+        "interval_seconds": args.timeout,
+        "host_header": args.host,
+        "body_contains": args.body_contains,
+        "body_json": args.body_json,
+    });
+    GateConfig::default()
+        .with_metadata(Some(&settings.to_string()))
+        .map_err(|e| Failure::Config(e.to_string().replace("NotificationMetadata key", "option")))
+}
+
+/// `--ecs-service CLUSTER/SERVICE`: the deep health check of each running task.
+async fn probe_ecs_service(
+    args: &ProbeArgs,
+    config: &GateConfig,
+    service: &str,
+) -> Result<bool, Failure> {
+    let Some((cluster, name)) = service
+        .split_once('/')
+        .filter(|(c, n)| !c.is_empty() && !n.is_empty())
+    else {
+        return Err(Failure::Config(format!(
+            "--ecs-service {service}: expected CLUSTER/SERVICE"
+        )));
+    };
+    let aws = sdk(args.region.clone()).await;
+    let tasks = checks::ecs_service_tasks(&aws, cluster, name)
+        .await
+        .map_err(|e| match e {
+            ChecksError::Usage(message) => Failure::Config(message),
+            ChecksError::Aws(e) => Failure::Aws(e),
+        })?;
+    let prober = HttpProber::new();
+    let mut healthy = true;
+    let mut report = Vec::new();
+    for (task, ip) in &tasks {
+        let results = checks::run_once(&prober, config, *ip, Vec::new()).await;
+        healthy &= results.iter().all(|r| r.passed);
+        if !args.json {
+            println!("task {} ({ip}):", task.arn);
+            print_text(results.iter().all(|r| r.passed), &results);
+        }
+        report.push(json!({"task": task.arn, "ip": ip, "checks": results}));
+    }
+    if args.json {
+        println!("{}", json!({"healthy": healthy, "tasks": report}));
     }
     Ok(healthy)
 }

@@ -119,7 +119,7 @@ pub(crate) fn pick<'a>(
         let (_, info) = described.iter().find(|(id, _)| *id == c.instance_id)?;
         let ip = info
             .private_ip
-            .filter(|ip| info.state == "running" && !resolve::is_link_local(*ip))?;
+            .filter(|ip| info.state == "running" && !crate::probe::is_link_local(*ip))?;
         Some((*c, ip))
     })
 }

@@ -260,7 +260,10 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             .unwrap_or_default();
         let mut green = Vec::new();
         for task in self.aws.service_tasks(cluster, service).await? {
-            let Some(ip) = task.private_ip.filter(|ip| !resolve::is_link_local(*ip)) else {
+            let Some(ip) = task
+                .private_ip
+                .filter(|ip| !crate::probe::is_link_local(*ip))
+            else {
                 continue;
             };
             if task.last_status != "RUNNING" || task.task_definition != revision.task_definition {

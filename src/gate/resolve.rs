@@ -1,6 +1,7 @@
 //! The instance as EC2 describes it: running, with a private IP that is never link-local.
 
 use super::*;
+use crate::probe::is_link_local;
 
 impl<P: Prober, A: Aws> Gate<P, A> {
     /// Waits for EC2 to report the instance with a private IP; the instance as EC2 then
@@ -61,13 +62,5 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 }
             }
         }
-    }
-}
-
-/// 169.254.0.0/16 and fe80::/10.
-pub(super) fn is_link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     }
 }

@@ -175,6 +175,15 @@ impl ProbeRequest {
     }
 }
 
+/// Whether `ip` is link-local (169.254.0.0/16, fe80::/10), where the instance metadata
+/// service and other host-local services live: never a target, whatever a claim says.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 /// What a check is, in the same words in decision records and in `launch-gate probe`:
 /// `deep_health`, or `target_group:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,6 +35,8 @@ pub struct AppSetup {
     /// release reads its private IP from it, as given; `DJANGO_ALLOWED_HOSTS` then lacks
     /// the IP unless `allowed_hosts` lists it.
     pub imds: Option<ImdsClient>,
+    /// The instance or task boots this long before its app starts (a slow start).
+    pub boot_delay: Option<Duration>,
 }
 
 /// How a release asks the metadata service for its private IP.
@@ -69,6 +71,7 @@ impl Default for AppSetup {
             currency: true,
             db_path: None,
             imds: None,
+            boot_delay: None,
         }
     }
 }
@@ -169,6 +172,9 @@ impl DjangoApp {
     /// Starts the app on `ip:port`. When it is expected to start (a secret key is set),
     /// waits until it accepts connections.
     pub fn start(ip: IpAddr, port: u16, setup: AppSetup) -> Self {
+        if let Some(delay) = setup.boot_delay {
+            std::thread::sleep(delay);
+        }
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("gunicorn.log");
         let placeholder = Command::new("true").spawn().unwrap();

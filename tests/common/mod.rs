@@ -14,6 +14,7 @@
 #![allow(unused_imports)] // the parts share the harness's imports
 
 mod django;
+mod ecs;
 mod emulator;
 mod fleet;
 mod nginx;
@@ -22,6 +23,7 @@ mod subscriber;
 mod world;
 
 pub use django::*;
+pub use ecs::*;
 pub use emulator::*;
 pub use fleet::*;
 pub use nginx::*;
@@ -123,6 +125,28 @@ pub fn http_get_json(url: &str) -> Value {
     stream.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{url}: {e}: {response}"))
+}
+
+/// A plain HTTP/1.0 POST of `body` on loopback, for the emulator's `/_launch_gate/`
+/// controls; the status line and the body.
+pub fn http_post_json(url: &str, body: &Value) -> (String, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
 }
 
 /// Every lifecycle action the emulator at `url` has held, pending and ended.

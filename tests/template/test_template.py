@@ -129,6 +129,26 @@ class Defaults(unittest.TestCase):
             self.assertTrue(allowed("VpcIpv6Cidr", ok), ok)
 
 
+class Ecs(unittest.TestCase):
+    def test_ecs_may_invoke_the_gate_and_nothing_else(self):
+        role = TEMPLATE["Resources"]["EcsHookInvokeRole"]
+        self.assertEqual(role["Condition"], "ServesEcs")
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+        self.assertEqual(trust["Principal"], {"Service": "ecs.amazonaws.com"})
+        (statement,) = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        self.assertEqual(statement["Action"], "lambda:InvokeFunction")
+        self.assertEqual(statement["Resource"], {"Fn::GetAtt": ["GateFunction", "Arn"]})
+
+    def test_the_gate_reads_ecs_and_writes_nothing_there(self):
+        statements = TEMPLATE["Resources"]["GateFunction"]["Properties"]["Policies"][0]["Statement"]
+        ecs = [s["Fn::If"][1] for s in statements
+               if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][0] == "ServesEcs"]
+        actions = [a for st in ecs for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])]
+        self.assertEqual(sorted(actions), ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions",
+                                           "ecs:DescribeTasks", "ecs:ListTasks"])
+        self.assertIn("EcsLifecycleHook", TEMPLATE["Outputs"])
+
+
 class Rules(unittest.TestCase):
     def test_a_stack_without_its_own_hook_passes(self):
         self.assertEqual(refusals(**REQUIRED), [])
