@@ -6,6 +6,9 @@
 //! - AWS API calls per decision, counted by the emulator, by operation;
 //! - the baseline's cost: a broken release beside the running one, with the baseline on
 //!   and off: the extra probes and AWS calls;
+//! - ECS: the time one hook invocation takes (the function returns after one round: no
+//!   waiting inside Lambda, so this is its billed time), and the time from the green task
+//!   answering healthy to `SUCCEEDED`;
 //! - scale: 200 concurrent gates against an emulator that throttles ELB describe calls
 //!   (40, refilled at 10/s) and `DescribeInstances` (50, refilled at 10/s) as AWS does.
 //!
@@ -169,6 +172,51 @@ async fn baseline_cost() -> Value {
     json!({"on": on, "off": off, "extra_calls": extra})
 }
 
+/// One ECS deployment of one green task with the hook's fast settings (interval 1 s,
+/// thresholds 2), its invocations delivered here: each invocation's time, and the time
+/// from the green task's first healthy answer to `SUCCEEDED`.
+async fn ecs_hook() -> Value {
+    let world =
+        common::EcsWorld::start_delivering(1, json!({}), |_, _| Some(AppSetup::default()), false)
+            .await;
+    let gate = world.gate();
+    world.deploy(2).await;
+    let url = world.emulator.url.clone();
+    let mut times = Vec::new();
+    let mut healthy_at: Option<Instant> = None;
+    let mut statuses = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !statuses.iter().any(|s| s == "SUCCEEDED" || s == "FAILED") && Instant::now() < until {
+        let due = common::http_get_json(&format!("{url}/_launch_gate/ecs/hook-invocations"));
+        for invocation in due.as_array().cloned().unwrap_or_default() {
+            let started = Instant::now();
+            let (answer, record) = gate.ecs_hook(&invocation["payload"], None).await.unwrap();
+            times.push(started.elapsed().as_millis() as u64);
+            let answer = serde_json::to_value(answer).unwrap();
+            if healthy_at.is_none()
+                && record
+                    .ecs
+                    .as_ref()
+                    .is_some_and(|e| !e.tasks.is_empty() && e.tasks.iter().all(|t| t.passes > 0))
+            {
+                healthy_at = Some(started);
+            }
+            statuses.push(answer["hookStatus"].as_str().unwrap_or("none").to_owned());
+            common::http_post_json(
+                &format!("{url}/_launch_gate/ecs/hook-response"),
+                &json!({"executionId": invocation["executionId"], "response": answer, "error": false}),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    times.sort_unstable();
+    json!({
+        "answers": statuses,
+        "invocation_ms": {"median": times.get(times.len() / 2), "max": times.last()},
+        "first_healthy_round_to_succeeded_ms": healthy_at.map(|t| t.elapsed().as_millis() as u64),
+    })
+}
+
 /// A socket server on `ip:port` answering every request with `status`.
 async fn stub(ip: IpAddr, port: u16, status: u16) {
     let listener = TcpListener::bind((ip, port)).await.unwrap();
@@ -290,6 +338,7 @@ async fn main() {
         "time_to_abandon": time_to_abandon().await,
         "api_calls_per_decision": api_calls().await,
         "baseline_cost": baseline_cost().await,
+        "ecs_hook": ecs_hook().await,
         "scale": scale(gates).await,
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());

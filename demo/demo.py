@@ -25,6 +25,8 @@ from pathlib import Path
 
 import boto3
 
+import ecs_scene
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 APP_DIR = REPO / "examples" / "django-app"
@@ -101,12 +103,15 @@ class Demo:
         )
         self.ec2 = boto3.client("ec2", **kw)
         self.asg = boto3.client("autoscaling", **kw)
+        self.elbv2 = boto3.client("elbv2", **kw)
+        self.ecs = boto3.client("ecs", **kw)
 
     def create_group(self) -> None:
         vpc = self.ec2.create_vpc(CidrBlock="127.0.0.0/16")["Vpc"]["VpcId"]
         subnet = self.ec2.create_subnet(
             VpcId=vpc, CidrBlock="127.0.1.0/24", AvailabilityZone="us-east-1a"
         )["Subnet"]["SubnetId"]
+        self.vpc, self.subnet = vpc, subnet
         self.ec2.create_launch_template(
             LaunchTemplateName="shop-web",
             LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
@@ -226,10 +231,14 @@ class Demo:
             event["detail"][key] = action[key]
         event["time"] = action["Started"]
         event["resources"] = [action["AutoScalingGroupARN"]]
-        path = Path(self.tmp.name) / "event.json"
-        path.write_text(json.dumps(event))
         say("EventBridge delivers 'EC2 Instance-launch Lifecycle Action' "
             "(cargo lambda invoke --data-file events/launch.json, with this instance's token)")
+        return self.invoke_payload(event)["decisions"][0]
+
+    def invoke_payload(self, payload: dict) -> dict:
+        """Invokes the function under the Runtime API with `payload`; its JSON answer."""
+        path = Path(self.tmp.name) / "event.json"
+        path.write_text(json.dumps(payload))
         out = subprocess.run(
             [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", "--invoke-address", "127.0.0.1",
              "--invoke-port", str(self.rt_port), "--data-file", str(path)],
@@ -237,7 +246,7 @@ class Demo:
         )
         if out.returncode != 0:
             raise SystemExit(f"demo: invoke failed: {out.stdout}{out.stderr}")
-        return json.loads(out.stdout)["decisions"][0]
+        return json.loads(out.stdout)
 
     def lifecycle_state(self, instance_id: str) -> str:
         group = self.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["shop-web"])["AutoScalingGroups"][0]
@@ -342,6 +351,9 @@ def main() -> int:
 
         step("The pipeline learns it at once")
         code = demo.rollout()
+
+        step("The same gate for ECS: a blue/green deployment's lifecycle hook")
+        ecs = ecs_scene.run(demo, say, paint)
         ok = (
             first["result"] == "CONTINUE"
             and outage["result"] == "CONTINUE"
@@ -351,6 +363,7 @@ def main() -> int:
             and breaker.get("tripped")
             and "Launch" in suspended
             and code == 1
+            and ecs == "ROLLBACK_SUCCESSFUL"
         )
         return 0 if ok else 1
     finally:

@@ -115,6 +115,8 @@ from moto.autoscaling import models as asg_models
 from moto.autoscaling import responses as asg_responses
 from moto.autoscaling.exceptions import ValidationError
 from moto.core.responses import ActionResult, EmptyResult
+from moto.events import responses as events_responses
+from moto.events.models import EventPattern
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
@@ -619,6 +621,17 @@ def _describe_auto_scaling_instances(self: Any, instance_ids: list[str]) -> list
     return states
 
 
+def test_event_pattern(self):
+    """EventBridge's TestEventPattern: whether `Event` (a JSON event) matches `EventPattern`,
+    with moto's own matcher (the one its rules use)."""
+    try:
+        event = json.loads(self._get_param("Event") or "")
+        result = EventPattern.load(self._get_param("EventPattern")).matches_event(event)
+    except (ValueError, TypeError) as error:
+        return self.error("InvalidEventPatternException", str(error))
+    return json.dumps({"Result": result}), self.response_headers
+
+
 def install() -> None:
     """Applies the patches to moto's Auto Scaling classes. Idempotent."""
     asg_models.FakeAutoScalingGroup.replace_autoscaling_group_instances = _replace_with_hooks
@@ -636,6 +649,9 @@ def install() -> None:
     cls.create_auto_scaling_group = create_auto_scaling_group
     cls.put_lifecycle_hook = put_lifecycle_hook
     cls.describe_warm_pool = describe_warm_pool
+    # EventBridge's TestEventPattern (moto answers nothing): `launch-gate doctor` tests
+    # whether a rule's pattern matches a group's launch lifecycle events.
+    events_responses.EventsHandler.test_event_pattern = test_event_pattern
     rollouts.install()
     ec2_instances.install()
     ecs_deployments.install()

@@ -2,6 +2,7 @@
 //! lifecycle hook until it answers its health check the way the load balancer will ask
 //! it, then completes the lifecycle action with `CONTINUE` (the group registers the
 //! instance with its target groups) or `ABANDON` (the group terminates it), and says why.
+//! The same checks answer an ECS blue/green deployment's lifecycle hook for its green tasks.
 //!
 //! # Layout
 //!
@@ -10,7 +11,8 @@
 //!
 //! The pure core (no I/O, no AWS SDK; built alone without the `aws` feature, as the fuzz
 //! target does):
-//! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, a hand-over, the sweep) -> claims.
+//! - [`event`]: lifecycle notifications in (EventBridge, SNS, SQS, a hand-over, the sweep) -> claims;
+//!   `event::ecs`: an ECS deployment hook's invocation in, its answer out.
 //! - [`config`]: [`config::GateConfig`], from `LAUNCH_GATE_*` variables and per-hook `NotificationMetadata`.
 //! - [`matcher`]: the ELB success-code matcher (`200`, `200,204`, `200-299`).
 //! - [`expect`]: what a response body must hold (`body_contains`, `body_json`).
@@ -27,14 +29,16 @@
 //! - `admission`: Auto Scaling asked whether it holds a claimed lifecycle action, before anything is done.
 //! - `gate`: the gate, a folder by stage: intake (`mod`), `sweep`, `decide` (the stages of one
 //!   action), `targets`, `resolve`, the engine (`wait`: rounds, thresholds, a `Hold` trait; `clock`),
-//!   the Auto Scaling hold (`hold`: heartbeat, claim, hand-over, completion), `tell` (breaker, events).
+//!   the Auto Scaling hold (`hold`: heartbeat, claim, hand-over, completion), `tell` (breaker, events),
+//!   `baseline` (the running release beside the new one), `ecs` (the ECS deployment hook).
 //! - `breaker`: the launch-loop breaker: abandons counted per group and launch template version, the trip.
 //! - `publish`: decision and `Rollout Halted` events on EventBridge.
 //! - `checks`: the gate's checks of one address, once, for `launch-gate probe`.
 //! - `rollout`: the pipeline step: the assessment and its poll loop, over the rollout's reads.
+//! - `doctor`: the setup mistakes that bypass or break the gate, judged from read-only reads. Pure.
 //!
 //! The binaries in `src/bin/` parse arguments and print: `bootstrap` is the Lambda
-//! function, `launch-gate` the CLI (`probe`, `rollout`).
+//! function, `launch-gate` the CLI (`probe`, `rollout`, `doctor`).
 
 #[cfg(feature = "aws")]
 pub mod admission;
@@ -47,6 +51,8 @@ pub mod checks;
 pub mod config;
 #[cfg(feature = "aws")]
 pub mod diagnosis;
+#[cfg(feature = "aws")]
+pub mod doctor;
 pub mod event;
 pub mod expect;
 #[cfg(feature = "aws")]

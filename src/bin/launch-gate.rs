@@ -44,6 +44,27 @@ enum Command {
     /// gate, or the launch-loop breaker halts the release, or the timeout passes; print
     /// each decision as it appears.
     Rollout(RolloutArgs),
+    /// Read the group's setup (and the gate function's, with --function) with read-only
+    /// calls and print a checklist: each check PASS, WARN or FAIL, what was seen, why it
+    /// matters, and the fix; then probe one in-service instance with the gate's checks.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// The Auto Scaling group.
+    #[arg(long)]
+    group: String,
+    /// The gate's function, a name or an ARN: its settings, the EventBridge rules that
+    /// target it, and its resource policy.
+    #[arg(long)]
+    function: Option<String>,
+    /// AWS Region (default: the SDK's: AWS_REGION, the profile).
+    #[arg(long)]
+    region: Option<String>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -142,6 +163,7 @@ enum Failure {
 async fn main() -> ExitCode {
     let done = match Cli::parse().command {
         Command::Probe(args) => probe(args).await.map(|healthy| u8::from(!healthy)),
+        Command::Doctor(args) => doctor(args).await,
         Command::Rollout(args) => rollout(args).await.map(|end| match end {
             RolloutEnd::Succeeded => 0,
             RolloutEnd::Failed => 1,
@@ -331,6 +353,66 @@ fn print_text(healthy: bool, results: &[CheckResult]) {
             println!("        {} {}", paint("1", "fix:"), c.fix);
         }
     }
+}
+
+/// `launch-gate doctor`: exit 0 when nothing fails, 1 when a check fails, 2 on a usage
+/// error or when AWS cannot be read.
+async fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
+    use launch_gate::doctor::{Status, examine, exit_status, gate_settings, live_finding};
+    let aws = sdk(args.region.clone()).await;
+    let unreadable =
+        |e: launch_gate::aws::AwsError| Failure::Config(format!("AWS could not be read: {e}"));
+    let setup = aws
+        .doctor_setup(&args.group, args.function.as_deref(), "launch-gate")
+        .await
+        .map_err(unreadable)?
+        .ok_or_else(|| {
+            Failure::Config(format!(
+                "the Auto Scaling group {} does not exist",
+                args.group
+            ))
+        })?;
+    let mut findings = examine(&setup);
+    let config = gate_settings(&setup);
+    if let Some(id) = setup.in_service.first() {
+        let live = match checks::for_instance(&aws, id, true, config.body_limit_bytes).await {
+            Ok(found) => {
+                let results =
+                    checks::run_once(&HttpProber::new(), &config, found.ip, found.target_groups)
+                        .await;
+                let failures: Vec<(String, String, String)> = results
+                    .iter()
+                    .filter(|r| !r.passed)
+                    .map(|r| match &r.cause {
+                        Some(c) => (r.check.clone(), c.summary.clone(), c.fix.clone()),
+                        None => (r.check.clone(), r.outcome.answer(), String::new()),
+                    })
+                    .collect();
+                live_finding(id, &failures)
+            }
+            Err(e) => live_finding(id, &[("the instance".into(), e.to_string(), String::new())]),
+        };
+        findings.push(live);
+    }
+    if args.json {
+        println!("{}", json!({"group": args.group, "findings": findings}));
+    } else {
+        for f in &findings {
+            let mark = match f.status {
+                Status::Pass => "PASS",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+            };
+            println!("{mark}  {:<24} {}", f.check, f.seen);
+            if !f.why.is_empty() {
+                println!("      why: {}", f.why);
+            }
+            if !f.fix.is_empty() {
+                println!("      fix: {}", f.fix);
+            }
+        }
+    }
+    Ok(exit_status(&findings))
 }
 
 /// The SDK clients with the gate's retry policy, in `region` if given.

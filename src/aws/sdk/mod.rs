@@ -390,6 +390,7 @@ impl SdkAws {
     }
 }
 
+mod doctor;
 mod ecs;
 mod elb_events;
 mod groups;

@@ -1,0 +1,199 @@
+//! What `launch-gate doctor` reads, with read-only calls only: the group's hooks, state,
+//! instances and instance refresh; with a function, its configuration, its resource
+//! policy and the EventBridge rules that target it.
+
+use super::*;
+use crate::doctor::{FunctionView, HookView, RuleView, Setup};
+
+/// The launch lifecycle event EventBridge would deliver for `group` and `hook`, to test a
+/// rule's pattern against (`TestEventPattern`).
+fn sample_event(group: &str, hook: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": "EC2 Instance-launch Lifecycle Action",
+        "source": "aws.autoscaling",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "LifecycleActionToken": "00000000-0000-0000-0000-000000000000",
+            "AutoScalingGroupName": group,
+            "LifecycleHookName": hook,
+            "EC2InstanceId": "i-0123456789abcdef0",
+            "LifecycleTransition": crate::event::LAUNCHING,
+            "Origin": "EC2",
+            "Destination": "AutoScalingGroup",
+        }
+    })
+    .to_string()
+}
+
+impl SdkAws {
+    /// Everything the doctor judges, for `group` and (with `function`, a name or an ARN)
+    /// the gate's function; `None` when the group does not exist. `hook_name` is the hook
+    /// the rules' patterns are tested with.
+    ///
+    /// # Errors
+    /// [`AwsError`] when a call fails (credentials, permissions, an unknown function).
+    pub async fn doctor_setup(
+        &self,
+        group: &str,
+        function: Option<&str>,
+        hook_name: &str,
+    ) -> Result<Option<Setup>, AwsError> {
+        let Some(g) = self.describe_group(group).await? else {
+            return Ok(None);
+        };
+        let state = groups::group_state_of(&g);
+        let hooks =
+            self.autoscaling
+                .describe_lifecycle_hooks()
+                .auto_scaling_group_name(group)
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeLifecycleHooks", e))?
+                .lifecycle_hooks()
+                .iter()
+                .map(|h| {
+                    let heartbeat = h.heartbeat_timeout().unwrap_or(3600).max(0) as u64;
+                    HookView {
+                        name: h.lifecycle_hook_name().unwrap_or_default().to_owned(),
+                        settings: HookSettings {
+                            heartbeat_timeout: Duration::from_secs(heartbeat),
+                            global_timeout: Duration::from_secs(h.global_timeout().map_or_else(
+                                || (100 * heartbeat).min(172_800),
+                                |t| t.max(0) as u64,
+                            )),
+                            default_result: h.default_result().unwrap_or("ABANDON").to_owned(),
+                            transition: h.lifecycle_transition().map(str::to_owned),
+                            notification_metadata: h.notification_metadata().map(str::to_owned),
+                        },
+                    }
+                })
+                .collect();
+        let warm_pool = self
+            .autoscaling
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .send()
+            .await
+            .ok()
+            .is_some_and(|w| w.warm_pool_configuration().is_some());
+        let refresh = self
+            .autoscaling
+            .describe_instance_refreshes()
+            .auto_scaling_group_name(group)
+            .max_records(1)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeInstanceRefreshes", e))?
+            .instance_refreshes()
+            .first()
+            .map(|r| {
+                (
+                    RefreshView {
+                        id: r.instance_refresh_id().unwrap_or_default().to_owned(),
+                        status: r
+                            .status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                        status_reason: r.status_reason().map(str::to_owned),
+                        desired: r.desired_configuration().and_then(|d| {
+                            rollout::template_spec(d.launch_template(), d.mixed_instances_policy())
+                        }),
+                    },
+                    r.preferences().and_then(|p| p.auto_rollback()),
+                )
+            });
+        let instances = self
+            .describe_instances_where("tag:aws:autoscaling:groupName", vec![group.to_owned()])
+            .await?;
+        let template_version =
+            rollout::template_spec(g.launch_template(), g.mixed_instances_policy())
+                .map(|t| t.version.unwrap_or_else(|| "$Default".into()));
+        let mut setup = Setup {
+            group: group.to_owned(),
+            hooks,
+            tags: state.tags.clone(),
+            suspended: state.suspended_processes.clone(),
+            breaker_tag: state.tag(crate::aws::BREAKER_TAG).map(str::to_owned),
+            warm_pool,
+            template_version,
+            refresh,
+            in_service: groups::instances_in(&g, "InService"),
+            instances,
+            function: None,
+            rules: Vec::new(),
+        };
+        if let Some(name) = function {
+            let config = self
+                .lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| aws_error("GetFunctionConfiguration", e))?;
+            let arn = config.function_arn().unwrap_or(name).to_owned();
+            let variables = config
+                .environment()
+                .and_then(|e| e.variables())
+                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            let policy = self
+                .lambda
+                .get_policy()
+                .function_name(name)
+                .send()
+                .await
+                .ok()
+                .and_then(|p| p.policy().map(str::to_owned));
+            let names = self
+                .events
+                .list_rule_names_by_target()
+                .target_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| aws_error("ListRuleNamesByTarget", e))?
+                .rule_names()
+                .to_vec();
+            for rule in names {
+                let described = self
+                    .events
+                    .describe_rule()
+                    .name(&rule)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DescribeRule", e))?;
+                let matches = match described.event_pattern() {
+                    Some(pattern) => self
+                        .events
+                        .test_event_pattern()
+                        .event_pattern(pattern)
+                        .event(sample_event(group, hook_name))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error("TestEventPattern", e))?
+                        .result(),
+                    None => false,
+                };
+                setup.rules.push(RuleView {
+                    name: rule,
+                    arn: described.arn().unwrap_or_default().to_owned(),
+                    state: described
+                        .state()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    matches,
+                });
+            }
+            setup.function = Some(FunctionView {
+                arn,
+                variables,
+                policy,
+            });
+        }
+        Ok(Some(setup))
+    }
+}

@@ -1,0 +1,207 @@
+//! The doctor's judgement of setups: a correct one is all PASS, each mistake its finding.
+use super::*;
+use std::time::Duration;
+
+fn hook(name: &str, default_result: &str, heartbeat: u64, metadata: Option<&str>) -> HookView {
+    HookView {
+        name: name.into(),
+        settings: HookSettings {
+            heartbeat_timeout: Duration::from_secs(heartbeat),
+            global_timeout: Duration::from_secs((heartbeat * 100).min(172_800)),
+            default_result: default_result.into(),
+            transition: Some(crate::event::LAUNCHING.into()),
+            notification_metadata: metadata.map(str::to_owned),
+        },
+    }
+}
+
+fn instance(decision: Option<&str>) -> InstanceInfo {
+    InstanceInfo {
+        state: "running".into(),
+        private_ip: None,
+        group_name: Some("shop-web".into()),
+        claimed_until: None,
+        launch_template: None,
+        decision: decision.map(str::to_owned),
+        launched_at: None,
+    }
+}
+
+const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/launch-gate";
+
+/// What the template and the deploy guide produce.
+fn correct() -> Setup {
+    Setup {
+        group: "shop-web".into(),
+        hooks: vec![hook(
+            "launch-gate",
+            "ABANDON",
+            900,
+            Some(r#"{"health_port": 8000}"#),
+        )],
+        template_version: Some("7".into()),
+        in_service: vec!["i-1".into()],
+        instances: vec![("i-1".into(), instance(Some("CONTINUE")))],
+        function: Some(FunctionView {
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:launch-gate".into(),
+            variables: vec![("LAUNCH_GATE_GROUP_NAMES".into(), "shop-web".into())],
+            policy: Some(
+                serde_json::json!({"Statement": [{"Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "lambda:InvokeFunction",
+                    "Condition": {"ArnLike": {"AWS:SourceArn": RULE}}}]})
+                .to_string(),
+            ),
+        }),
+        rules: vec![RuleView {
+            name: "launch-gate".into(),
+            arn: RULE.into(),
+            state: "ENABLED".into(),
+            matches: true,
+        }],
+        ..Setup::default()
+    }
+}
+
+fn status_of(setup: &Setup, check: &str) -> (Status, Finding) {
+    let f = examine(setup)
+        .into_iter()
+        .find(|f| f.check == check)
+        .unwrap_or_else(|| panic!("no finding {check}"));
+    (f.status, f)
+}
+
+#[test]
+fn the_setup_the_template_makes_is_all_pass() {
+    let findings = examine(&correct());
+    let not_pass: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.status != Status::Pass)
+        .collect();
+    assert!(not_pass.is_empty(), "{not_pass:#?}");
+    assert_eq!(exit_status(&findings), 0);
+    assert!(findings.len() >= 12, "{}", findings.len());
+}
+
+/// A mistake made to the correct setup.
+type Mistake = Box<dyn Fn(&mut Setup)>;
+
+#[test]
+fn each_mistake_is_its_finding_with_a_fix() {
+    let cases: Vec<(&str, Status, Mistake)> = vec![
+        ("hook.exists", Status::Fail, Box::new(|s| s.hooks.clear())),
+        (
+            "hook.default_result",
+            Status::Fail,
+            Box::new(|s| s.hooks[0].settings.default_result = "CONTINUE".into()),
+        ),
+        (
+            "hook.heartbeat_timeout",
+            Status::Fail,
+            Box::new(|s| s.hooks[0].settings.heartbeat_timeout = Duration::from_secs(20)),
+        ),
+        (
+            "hook.global_timeout",
+            Status::Fail,
+            Box::new(|s| s.hooks[0].settings.global_timeout = Duration::from_secs(300)),
+        ),
+        (
+            "hook.metadata",
+            Status::Fail,
+            Box::new(|s| {
+                s.hooks[0].settings.notification_metadata = Some("{\"helth_port\": 1}".into())
+            }),
+        ),
+        (
+            "hook.others",
+            Status::Warn,
+            Box::new(|s| s.hooks.push(hook("codedeploy-hook", "ABANDON", 600, None))),
+        ),
+        (
+            "instances.gated",
+            Status::Warn,
+            Box::new(|s| {
+                s.in_service.push("i-2".into());
+                s.instances.push(("i-2".into(), instance(None)));
+            }),
+        ),
+        (
+            "path.rule",
+            Status::Fail,
+            Box::new(|s| s.rules[0].matches = false),
+        ),
+        (
+            "path.rule",
+            Status::Fail,
+            Box::new(|s| s.rules[0].state = "DISABLED".into()),
+        ),
+        (
+            "path.permission",
+            Status::Fail,
+            Box::new(|s| s.function.as_mut().unwrap().policy = None),
+        ),
+        (
+            "function.settings",
+            Status::Fail,
+            Box::new(|s| {
+                s.function
+                    .as_mut()
+                    .unwrap()
+                    .variables
+                    .push(("LAUNCH_GATE_INTERVAL_SECONDS".into(), "0".into()))
+            }),
+        ),
+        (
+            "function.serves_group",
+            Status::Fail,
+            Box::new(|s| s.function.as_mut().unwrap().variables[0].1 = "checkout".into()),
+        ),
+        (
+            "group.processes",
+            Status::Fail,
+            Box::new(|s| s.suspended = vec!["Launch".into()]),
+        ),
+        (
+            "rollout.rollback",
+            Status::Warn,
+            Box::new(|s| s.template_version = Some("$Latest".into())),
+        ),
+    ];
+    for (check, expected, mistake) in cases {
+        let mut setup = correct();
+        mistake(&mut setup);
+        let (status, f) = status_of(&setup, check);
+        assert_eq!(status, expected, "{check}: {f:#?}");
+        assert!(!f.why.is_empty() && !f.fix.is_empty(), "{check}: {f:#?}");
+        if expected == Status::Fail {
+            assert_eq!(exit_status(&examine(&setup)), 1, "{check}");
+        }
+    }
+}
+
+#[test]
+fn the_function_s_policy_is_read_as_iam_does() {
+    let allow = |condition: serde_json::Value| {
+        serde_json::json!({"Statement": {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["lambda:InvokeFunction"], "Condition": condition}})
+        .to_string()
+    };
+    assert!(policy_allows_events(
+        Some(&allow(serde_json::json!({}))),
+        RULE
+    ));
+    assert!(policy_allows_events(
+        Some(&allow(
+            serde_json::json!({"ArnEquals": {"AWS:SourceArn": RULE}})
+        )),
+        RULE
+    ));
+    assert!(!policy_allows_events(
+        Some(&allow(
+            serde_json::json!({"ArnLike": {"AWS:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/other"}})
+        )),
+        RULE
+    ));
+    assert!(!policy_allows_events(Some("not json"), RULE));
+    assert!(!policy_allows_events(None, RULE));
+}
