@@ -290,10 +290,23 @@ async fn scale(gates: usize) -> Value {
     let wall = started.elapsed();
     let mut failed = Vec::new();
     let mut wrong = Vec::new();
+    let mut breaker_notes = BTreeMap::new();
     for r in &results {
         match r {
             Ok(s) => {
                 let d = &s.decisions[0];
+                if let Some(b) = &d.breaker {
+                    let what = if b.tripped {
+                        "tripped".to_owned()
+                    } else if let Some(e) = &b.error {
+                        format!("error: {}", e.split(':').next().unwrap_or(""))
+                    } else if b.tripped_by.is_some() {
+                        "deferred to the gate whose ABANDON reached the threshold".to_owned()
+                    } else {
+                        format!("counted {} of {}", b.abandons.len(), b.threshold)
+                    };
+                    *breaker_notes.entry(what).or_insert(0) += 1;
+                }
                 if d.result != Some(expected[&d.instance_id]) {
                     wrong.push(json!({"instance_id": d.instance_id, "outcome": d.outcome, "result": d.result, "reason": d.reason}));
                 }
@@ -313,6 +326,7 @@ async fn scale(gates: usize) -> Value {
         "gates": actions.len(),
         "wall_ms": wall.as_millis() as u64,
         "failed": failed.len(),
+        "breaker_after_each_abandon": breaker_notes,
         "failures": failed,
         "wrong_verdicts": wrong.len(),
         "wrong": wrong,

@@ -12,8 +12,72 @@ use serde_json::{Value, json};
 
 const RULE: &str = "launch-gate-lifecycle";
 
+/// The gate's security group, as the template makes it (egress to everything in the VPC),
+/// allowed in the instance's security groups on the health port.
+async fn gate_security_group(world: &World) -> (String, String) {
+    let instance = world.own_instance().await;
+    let vpc = instance.vpc_id().unwrap().to_owned();
+    let subnet = instance.subnet_id().unwrap().to_owned();
+    let gate = world
+        .ec2
+        .create_security_group()
+        .group_name("launch-gate")
+        .description("launch-gate")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_owned();
+    // The app's security group, on the instance, allowing the gate on the health port.
+    let app = world
+        .ec2
+        .create_security_group()
+        .group_name("shop-web")
+        .description("shop-web")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_owned();
+    world
+        .ec2
+        .modify_instance_attribute()
+        .instance_id(instance.instance_id().unwrap())
+        .groups(&app)
+        .send()
+        .await
+        .unwrap();
+    {
+        world
+            .ec2
+            .authorize_security_group_ingress()
+            .group_id(&app)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(i32::from(world.port))
+                    .to_port(i32::from(world.port))
+                    .user_id_group_pairs(
+                        aws_sdk_ec2::types::UserIdGroupPair::builder()
+                            .group_id(&gate)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    (gate, subnet)
+}
+
 /// The function, its rule and its permission, as the template makes them.
 async fn deploy_function(world: &World, variables: &[(&str, &str)]) -> String {
+    let (gate_group, subnet) = gate_security_group(world).await;
     let iam = aws_sdk_iam::Client::new(&world.sdk);
     let role = iam
         .create_role()
@@ -43,6 +107,12 @@ async fn deploy_function(world: &World, variables: &[(&str, &str)]) -> String {
                 .build(),
         )
         .environment(env.build())
+        .vpc_config(
+            aws_sdk_lambda::types::VpcConfig::builder()
+                .subnet_ids(subnet)
+                .security_group_ids(gate_group)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -166,6 +236,49 @@ async fn the_setup_the_guide_makes_is_all_pass() {
     assert_eq!(code, Some(0));
     assert_eq!(status(&findings, "app.live")["status"], "PASS");
     assert_eq!(status(&findings, "path.rule")["status"], "PASS");
+    assert_eq!(status(&findings, "network.reach")["status"], "PASS");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_security_group_that_shuts_the_gate_out_fails() {
+    let (world, _app) = correct_setup().await;
+    let instance = world.own_instance().await;
+    for group in instance.security_groups() {
+        let id = group.group_id().unwrap();
+        let rules = world
+            .ec2
+            .describe_security_groups()
+            .group_ids(id)
+            .send()
+            .await
+            .unwrap();
+        let permissions = rules.security_groups()[0].ip_permissions().to_vec();
+        world
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(permissions))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, findings) = doctor(&world);
+    assert_eq!(code, Some(1));
+    let f = status(&findings, "network.reach");
+    assert_eq!(f["status"], "FAIL", "{f}");
+    assert!(
+        f["seen"]
+            .as_str()
+            .unwrap()
+            .contains("no ingress from the function"),
+        "{f}"
+    );
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .contains("authorize-security-group-ingress")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

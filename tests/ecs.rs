@@ -230,3 +230,44 @@ async fn forged_invocations_get_no_succeeded() {
     assert_eq!(record.probe_count, 0);
     assert!(record.reason.contains("belongs to"), "{}", record.reason);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn probe_checks_every_running_task_of_a_service() {
+    // One task healthy, one whose app rejects the load balancer's Host.
+    let world = EcsWorld::start(2, json!({}), |_: u32, nth: usize| {
+        Some(if nth == 0 {
+            AppSetup::default()
+        } else {
+            AppSetup::allowing("shop.example.com")
+        })
+    })
+    .await;
+    let (code, doc) = loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+            .args(["probe", "--ecs-service", "shop/web", "--json", "--port"])
+            .arg(world.port.to_string())
+            .env("AWS_ENDPOINT_URL", &world.emulator.url)
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        // both apps up: one passes, one answers 400
+        let answered = doc["tasks"].as_array().is_some_and(|t| {
+            t.len() == 2
+                && t.iter()
+                    .all(|t| t["checks"][0]["status"].as_u64().is_some())
+        });
+        if answered {
+            break (out.status.code(), doc);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["healthy"], false);
+    let statuses: Vec<u64> = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["checks"][0]["status"].as_u64().unwrap())
+        .collect();
+    assert!(statuses.contains(&200) && statuses.contains(&400), "{doc}");
+}

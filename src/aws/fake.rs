@@ -34,6 +34,8 @@ pub(crate) struct FakeAws {
     pub(crate) events: Mutex<Vec<(String, Value)>>,
     pub(crate) events_fail: bool,
     pub(crate) suspend_fails: bool,
+    /// `DescribeInstances` of several instances fails (throttled).
+    pub(crate) describe_fails: bool,
     /// The hook's `NotificationMetadata`.
     pub(crate) hook_metadata: Option<&'static str>,
     /// The instance's lifecycle state, as `DescribeAutoScalingInstances` says.
@@ -54,6 +56,7 @@ impl Default for FakeAws {
             events: Mutex::default(),
             events_fail: false,
             suspend_fails: false,
+            describe_fails: false,
             hook_metadata: None,
             lifecycle_state: "Pending:Wait",
         }
@@ -261,6 +264,12 @@ impl Instances for FakeAws {
         &self,
         ids: &[String],
     ) -> Result<Vec<(String, InstanceInfo)>, AwsError> {
+        if self.describe_fails {
+            return Err(AwsError::local(
+                "DescribeInstances",
+                "Throttling: Rate exceeded",
+            ));
+        }
         // The group's members run on 10.0.1.50, .51, ...; other instances are gone.
         let members = self.group_instances.lock().unwrap();
         Ok(ids

@@ -412,7 +412,20 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
     let known = if ids.is_empty() {
         Vec::new()
     } else {
-        aws.describe_instances(&ids).await?
+        // Throttled when many launches end at once: the versions are then unknown, and
+        // counted toward this one, as for a terminated instance whose tags are gone. The
+        // gate whose ABANDON reaches the threshold must be able to trip.
+        match aws.describe_instances(&ids).await {
+            Ok(known) => known,
+            Err(e) => {
+                warn!(group = %group_name, error = %e, "the abandoned launches' versions could not be read; counted as unknown");
+                record.note = Some(format!(
+                    "the abandoned launches' versions could not be read ({}); counted as of unknown version",
+                    e.operation
+                ));
+                Vec::new()
+            }
+        }
     };
     // The abandons counted, with their ends (seconds since the Unix epoch).
     let mut counted: Vec<(String, u64)> = Vec::new();

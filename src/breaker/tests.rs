@@ -236,3 +236,23 @@ fn the_environment_tag_keeps_the_newest_ids_within_256_characters() {
     assert_eq!(environment_tag_time(&value), Some(1_795_251_629));
     assert_eq!(environment_tag_with("t=5 i-1 i-2", "i-1", 9), "t=9 i-2 i-1");
 }
+
+#[tokio::test]
+async fn a_throttled_read_of_the_versions_still_trips() {
+    // Many launches end at once and DescribeInstances is throttled: the other abandons'
+    // versions are unknown, counted toward this one, and the threshold still trips.
+    let aws = FakeAws {
+        abandoned: vec!["i-0aaa", "i-0bbb"],
+        describe_fails: true,
+        ..FakeAws::default()
+    };
+    let b = count(&aws, &GateConfig::default()).await;
+    assert!(b.tripped, "{b:?}");
+    assert_eq!(b.unknown_version, ["i-0aaa", "i-0bbb"]);
+    assert!(
+        b.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not be read")
+    );
+}

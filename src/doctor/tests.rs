@@ -59,6 +59,29 @@ fn correct() -> Setup {
             state: "ENABLED".into(),
             matches: true,
         }],
+        network: Some(NetworkView {
+            function_groups: vec![(
+                "sg-gate".into(),
+                vec![SgRule {
+                    protocol: "-1".into(),
+                    cidrs: vec!["10.0.0.0/16".into()],
+                    ..SgRule::default()
+                }],
+            )],
+            function_cidrs: vec!["10.0.8.0/24".into()],
+            instance_id: "i-1".into(),
+            instance_ip: Some("10.0.1.23".parse().unwrap()),
+            instance_groups: vec![(
+                "sg-app".into(),
+                vec![SgRule {
+                    protocol: "tcp".into(),
+                    ports: Some((8000, 8000)),
+                    groups: vec!["sg-gate".into()],
+                    ..SgRule::default()
+                }],
+            )],
+            ports: Vec::new(),
+        }),
         ..Setup::default()
     }
 }
@@ -166,6 +189,16 @@ fn each_mistake_is_its_finding_with_a_fix() {
             Status::Warn,
             Box::new(|s| s.template_version = Some("$Latest".into())),
         ),
+        (
+            "network.reach",
+            Status::Fail,
+            Box::new(|s| s.target_group_ports = vec![443]),
+        ),
+        (
+            "network.reach",
+            Status::Warn,
+            Box::new(|s| s.network = None),
+        ),
     ];
     for (check, expected, mistake) in cases {
         let mut setup = correct();
@@ -204,4 +237,53 @@ fn the_function_s_policy_is_read_as_iam_does() {
     ));
     assert!(!policy_allows_events(Some("not json"), RULE));
     assert!(!policy_allows_events(None, RULE));
+}
+
+#[test]
+fn the_network_path_is_evaluated_both_ways() {
+    let rule = |ports: Option<(i32, i32)>, cidrs: &[&str], groups: &[&str]| SgRule {
+        protocol: "tcp".into(),
+        ports,
+        cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    let open = NetworkView {
+        function_groups: vec![(
+            "sg-gate".into(),
+            vec![rule(Some((1, 65535)), &["10.0.0.0/16"], &[])],
+        )],
+        function_cidrs: vec!["10.0.8.0/24".into()],
+        instance_id: "i-1".into(),
+        instance_ip: Some("10.0.1.23".parse().unwrap()),
+        instance_groups: vec![(
+            "sg-app".into(),
+            vec![rule(Some((8000, 8000)), &[], &["sg-gate"])],
+        )],
+        ports: vec![8000],
+    };
+    assert_eq!(network_finding(&open).status, Status::Pass);
+    // ingress by the subnet's CIDR also works
+    let mut by_cidr = open.clone();
+    by_cidr.instance_groups[0].1 = vec![rule(Some((8000, 8000)), &["10.0.0.0/16"], &[])];
+    assert_eq!(network_finding(&by_cidr).status, Status::Pass);
+    // the wrong port, and no egress to the instance's VPC CIDR
+    let mut closed = open.clone();
+    closed.instance_groups[0].1 = vec![rule(Some((80, 80)), &[], &["sg-gate"])];
+    let f = network_finding(&closed);
+    assert_eq!(f.status, Status::Fail);
+    assert!(
+        f.seen.contains("no ingress from the function"),
+        "{}",
+        f.seen
+    );
+    assert!(
+        f.fix
+            .contains("--group-id sg-app --protocol tcp --port 8000 --source-group sg-gate")
+    );
+    let mut no_egress = open.clone();
+    no_egress.function_groups[0].1 = vec![rule(Some((443, 443)), &["0.0.0.0/0"], &[])];
+    assert!(network_finding(&no_egress).seen.contains("no egress"));
+    assert!(cidr_contains("127.0.0.0/8", "127.0.1.4".parse().unwrap()));
+    assert!(!cidr_contains("10.0.0.0/16", "10.1.0.1".parse().unwrap()));
+    assert!(cidr_contains("fd00::/8", "fd00::1".parse().unwrap()));
 }

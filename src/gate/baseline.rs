@@ -150,15 +150,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             .is_some_and(|t| epoch_seconds().saturating_sub(t) <= window.as_secs());
         let members = group.instances;
         let candidates = candidates(&members, &source.instance_id, source.version.as_deref());
-        let none = |note: String| BaselineRecord {
-            status: BaselineStatus::None,
-            instance_id: None,
-            launch_template_version: None,
-            private_ip: None,
-            comparisons: 0,
-            environment_rounds: 0,
-            note,
-        };
+        let none = no_baseline;
         if candidates.is_empty() {
             record.baseline = Some(none(format!(
                 "no baseline: the group {} has no other InService instance (a new group, or a scale from zero); the release is judged alone",
@@ -203,8 +195,18 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         record: &mut DecisionRecord,
     ) -> Result<bool, GateError> {
         if !state.looked {
-            self.choose_baseline(source, state, config.breaker_window, record)
-                .await?;
+            // The baseline is a second opinion, never a reason to fail the gate: AWS that
+            // cannot be read leaves the release judged alone.
+            if let Err(e) = self
+                .choose_baseline(source, state, config.breaker_window, record)
+                .await
+            {
+                warn!(instance_id = %source.instance_id, error = %e, "no baseline: AWS could not be read");
+                state.looked = true;
+                record.baseline = Some(no_baseline(format!(
+                    "no baseline: {e}; the release is judged alone"
+                )));
+            }
         }
         let Some(target) = state.target.clone() else {
             state.environment = None;
@@ -277,6 +279,19 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             }
         }
         Ok(excused)
+    }
+}
+
+/// A record of no comparison yet, saying `note`.
+fn no_baseline(note: String) -> BaselineRecord {
+    BaselineRecord {
+        status: BaselineStatus::None,
+        instance_id: None,
+        launch_template_version: None,
+        private_ip: None,
+        comparisons: 0,
+        environment_rounds: 0,
+        note,
     }
 }
 

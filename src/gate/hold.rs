@@ -49,7 +49,16 @@ impl<A: Aws> Hold for LifecycleActionHold<'_, A> {
     }
 
     async fn subject_gone(&self, record: &mut DecisionRecord) -> Result<bool, GateError> {
-        let info = self.aws.describe_instance(&self.action.instance_id).await?;
+        let info = match self.aws.describe_instance(&self.action.instance_id).await {
+            Ok(info) => info,
+            Err(e) if e.is_access_denied() => return Err(e.into()),
+            // A look that failed (throttled, slow) is not an instance gone: the rounds go
+            // on, and the next look is in INSTANCE_RECHECK.
+            Err(e) => {
+                warn!(instance_id = %self.action.instance_id, error = %e, "could not look whether the instance is going away; the wait goes on");
+                return Ok(false);
+            }
+        };
         if info.as_ref().is_some_and(|i| !i.is_gone()) {
             return Ok(false);
         }

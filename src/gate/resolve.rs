@@ -19,7 +19,26 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if !hold.keep_alive(record, clock, now).await {
                 return Ok(None);
             }
-            match self.aws.describe_instance(&action.instance_id).await? {
+            // Throttled or slow (many launches at once): asked again within RESOLVE_WAIT,
+            // as an instance EC2 does not know yet. A permission error is final.
+            let described = match self.aws.describe_instance(&action.instance_id).await {
+                Ok(d) => Ok(d),
+                Err(e) if e.is_access_denied() => return Err(e.into()),
+                Err(e) => Err(e),
+            };
+            let described = match described {
+                Ok(d) => d,
+                Err(e) => {
+                    let next = Instant::now() + Duration::from_secs(2);
+                    if next > give_up || next > clock.wait_deadline {
+                        return Err(e.into());
+                    }
+                    warn!(instance_id = %action.instance_id, error = %e, "DescribeInstances failed; asking again");
+                    sleep_until(next).await;
+                    continue;
+                }
+            };
+            match described {
                 Some(info) if info.is_gone() => {
                     record.outcome = Outcome::InstanceGone;
                     record.reason = format!("the instance is {}: nothing to complete", info.state);

@@ -129,8 +129,10 @@ impl EcsWorld {
             "probe_timeout_seconds": 1,
             "healthy_threshold": 2,
             "unhealthy_threshold": 2,
-            "grace_period_seconds": 2,
-            "max_wait_seconds": 30,
+            // The green tasks' apps start as ECS starts the tasks, beside the first
+            // invocation: their first answers may be slow on a busy machine.
+            "grace_period_seconds": 15,
+            "max_wait_seconds": 60,
         });
         if let (Some(d), Some(o)) = (details.as_object_mut(), hook_details.as_object()) {
             d.extend(o.clone());

@@ -3,7 +3,7 @@
 //! policy and the EventBridge rules that target it.
 
 use super::*;
-use crate::doctor::{FunctionView, HookView, RuleView, Setup};
+use crate::doctor::{FunctionView, HookView, NetworkView, RuleView, Setup, SgRule};
 
 /// The launch lifecycle event EventBridge would deliver for `group` and `hook`, to test a
 /// rule's pattern against (`TestEventPattern`).
@@ -126,7 +126,17 @@ impl SdkAws {
             instances,
             function: None,
             rules: Vec::new(),
+            network: None,
+            target_group_ports: Vec::new(),
         };
+        let arns = self.target_group_arns(group).await?.unwrap_or_default();
+        if !arns.is_empty() {
+            for tg in self.describe_target_groups(&arns).await? {
+                if let Some(port) = tg.port.and_then(|p| tg.health_check_port_for(p)) {
+                    setup.target_group_ports.push(port);
+                }
+            }
+        }
         if let Some(name) = function {
             let config = self
                 .lambda
@@ -141,6 +151,11 @@ impl SdkAws {
                 .and_then(|e| e.variables())
                 .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default();
+            if let (Some(vpc), Some(instance)) = (config.vpc_config(), setup.in_service.first()) {
+                setup.network = self
+                    .network_view(vpc.security_group_ids(), vpc.subnet_ids(), instance)
+                    .await?;
+            }
             let policy = self
                 .lambda
                 .get_policy()
@@ -195,5 +210,123 @@ impl SdkAws {
             });
         }
         Ok(Some(setup))
+    }
+}
+
+/// A security group's rules, as the doctor evaluates them.
+fn rules(permissions: &[aws_sdk_ec2::types::IpPermission]) -> Vec<SgRule> {
+    permissions
+        .iter()
+        .map(|p| SgRule {
+            protocol: p.ip_protocol().unwrap_or("-1").to_owned(),
+            ports: p.from_port().zip(p.to_port()),
+            cidrs: p
+                .ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip().map(str::to_owned))
+                .chain(
+                    p.ipv6_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ipv6().map(str::to_owned)),
+                )
+                .collect(),
+            groups: p
+                .user_id_group_pairs()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_owned))
+                .collect(),
+        })
+        .collect()
+}
+
+impl SdkAws {
+    /// The function's security groups and subnets against `instance`'s security groups:
+    /// `DescribeInstances`, `DescribeSecurityGroups`, `DescribeSubnets`. `None` when the
+    /// function is in no security group or EC2 does not show the instance.
+    async fn network_view(
+        &self,
+        function_groups: &[String],
+        function_subnets: &[String],
+        instance: &str,
+    ) -> Result<Option<NetworkView>, AwsError> {
+        if function_groups.is_empty() {
+            return Ok(None);
+        }
+        let described = self
+            .ec2
+            .describe_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeInstances", e))?;
+        let Some(i) = described
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+        else {
+            return Ok(None);
+        };
+        let instance_groups: Vec<String> = i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_owned))
+            .collect();
+        let ids: Vec<String> = function_groups
+            .iter()
+            .chain(&instance_groups)
+            .cloned()
+            .collect();
+        let groups = self
+            .ec2
+            .describe_security_groups()
+            .set_group_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSecurityGroups", e))?;
+        let find = |id: &str| {
+            groups
+                .security_groups()
+                .iter()
+                .find(|g| g.group_id() == Some(id))
+        };
+        let cidrs = if function_subnets.is_empty() {
+            Vec::new()
+        } else {
+            self.ec2
+                .describe_subnets()
+                .set_subnet_ids(Some(function_subnets.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeSubnets", e))?
+                .subnets()
+                .iter()
+                .filter_map(|s| s.cidr_block().map(str::to_owned))
+                .collect()
+        };
+        Ok(Some(NetworkView {
+            function_groups: function_groups
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        find(id).map_or_else(Vec::new, |g| rules(g.ip_permissions_egress())),
+                    )
+                })
+                .collect(),
+            function_cidrs: cidrs,
+            instance_id: instance.to_owned(),
+            instance_ip: i.private_ip_address().and_then(|ip| ip.parse().ok()),
+            instance_groups: instance_groups
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        find(id).map_or_else(Vec::new, |g| rules(g.ip_permissions())),
+                    )
+                })
+                .collect(),
+            ports: Vec::new(),
+        }))
     }
 }
