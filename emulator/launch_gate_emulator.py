@@ -123,6 +123,7 @@ from werkzeug.serving import make_server
 
 import ec2_instances
 import ecs_deployments
+import iam_simulation
 import rollouts
 import target_health
 
@@ -654,6 +655,9 @@ def install() -> None:
     events_responses.EventsHandler.test_event_pattern = test_event_pattern
     rollouts.install()
     ec2_instances.install()
+    # IAM's SimulatePrincipalPolicy (moto has none): `launch-gate doctor` simulates the
+    # function's role for the calls the gate makes.
+    iam_simulation.install()
     ecs_deployments.install()
 
 

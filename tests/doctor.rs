@@ -90,6 +90,23 @@ async fn deploy_function(world: &World, variables: &[(&str, &str)]) -> String {
         .send()
         .await
         .unwrap();
+    // The calls the gate makes, as the template's policy grants them.
+    iam.put_role_policy()
+        .role_name("launch-gate")
+        .policy_name("launch-gate")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
+                 "Resource": "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/shop-web"},
+                {"Effect": "Allow", "Action": ["autoscaling:Describe*", "ec2:DescribeInstances", "elasticloadbalancing:Describe*"], "Resource": "*"},
+                {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "arn:aws:ec2:*:*:instance/*"},
+                {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "arn:aws:lambda:*:*:function:launch-gate"}
+            ]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
     let lambda = aws_sdk_lambda::Client::new(&world.sdk);
     let mut env = aws_sdk_lambda::types::Environment::builder();
     for (k, v) in variables {
@@ -237,6 +254,30 @@ async fn the_setup_the_guide_makes_is_all_pass() {
     assert_eq!(status(&findings, "app.live")["status"], "PASS");
     assert_eq!(status(&findings, "path.rule")["status"], "PASS");
     assert_eq!(status(&findings, "network.reach")["status"], "PASS");
+    assert_eq!(status(&findings, "function.permissions")["status"], "PASS");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_that_may_not_complete_lifecycle_actions_fails() {
+    let (world, _app) = correct_setup().await;
+    aws_sdk_iam::Client::new(&world.sdk)
+        .delete_role_policy()
+        .role_name("launch-gate")
+        .policy_name("launch-gate")
+        .send()
+        .await
+        .unwrap();
+    let (code, findings) = doctor(&world);
+    assert_eq!(code, Some(1));
+    let f = status(&findings, "function.permissions");
+    assert_eq!(f["status"], "FAIL", "{f}");
+    assert!(
+        f["seen"]
+            .as_str()
+            .unwrap()
+            .contains("autoscaling:CompleteLifecycleAction"),
+        "{f}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -359,11 +359,18 @@ fn print_text(healthy: bool, results: &[CheckResult]) {
 /// error or when AWS cannot be read.
 async fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
     use launch_gate::doctor::{Status, examine, exit_status, gate_settings, live_finding};
-    let aws = sdk(args.region.clone()).await;
+    let sdk_config = launch_gate::aws::sdk::load_config(args.region.clone()).await;
+    let aws = SdkAws::new(&sdk_config);
+    let iam = aws_sdk_iam::Client::new(&sdk_config);
     let unreadable =
         |e: launch_gate::aws::AwsError| Failure::Config(format!("AWS could not be read: {e}"));
     let setup = aws
-        .doctor_setup(&args.group, args.function.as_deref(), "launch-gate")
+        .doctor_setup(
+            &args.group,
+            args.function.as_deref(),
+            "launch-gate",
+            Some(&iam),
+        )
         .await
         .map_err(unreadable)?
         .ok_or_else(|| {

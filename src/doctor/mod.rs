@@ -46,6 +46,8 @@ pub struct HookView {
     pub name: String,
     /// Its timeouts, result and transition.
     pub settings: HookSettings,
+    /// `NotificationTargetARN`: an SNS topic or an SQS queue the hook notifies.
+    pub notification_target: Option<String>,
 }
 
 /// The gate's function, from `GetFunctionConfiguration` and `GetPolicy`.
@@ -57,6 +59,11 @@ pub struct FunctionView {
     pub variables: Vec<(String, String)>,
     /// Its resource-based policy (`GetPolicy`), when it has one.
     pub policy: Option<String>,
+    /// Its event source mappings (`ListEventSourceMappings`): the source's ARN and state.
+    pub event_sources: Vec<(String, String)>,
+    /// Its execution role's simulated permissions for the calls the gate makes
+    /// (`SimulatePrincipalPolicy`): action, resource, decision. `None` when not simulated.
+    pub permissions: Option<Vec<(String, String, String)>>,
 }
 
 /// An EventBridge rule that targets the function.
@@ -355,6 +362,31 @@ fn the_rest(setup: &Setup, config: &GateConfig) -> Vec<Finding> {
                 .iter()
                 .filter(|r| r.matches && r.state == "ENABLED")
                 .collect();
+            // Or the hook's own notification target, wired to the function.
+            let notified = setup
+                .hooks
+                .iter()
+                .filter(|h| config.hook_names.contains(&h.name))
+                .filter_map(|h| h.notification_target.as_deref())
+                .find(|target| {
+                    (target.contains(":sqs:")
+                        && f.event_sources
+                            .iter()
+                            .any(|(arn, state)| arn == target && state == "Enabled"))
+                        || (target.contains(":sns:")
+                            && policy_allows(f.policy.as_deref(), "sns.amazonaws.com", target))
+                });
+            if let Some(target) = notified {
+                out.push(finding(
+                    "path.rule",
+                    Status::Pass,
+                    format!("the hook notifies {target}, which invokes the function"),
+                    "",
+                    String::new(),
+                ));
+                out.push(permissions_finding(f));
+                return the_rest_after_path(setup, config, out);
+            }
             out.push(finding(
                 "path.rule",
                 if matching.is_empty() { Status::Fail } else { Status::Pass },
@@ -399,6 +431,13 @@ fn the_rest(setup: &Setup, config: &GateConfig) -> Vec<Finding> {
             ));
         }
     }
+    out.push(permissions_finding_opt(setup));
+    the_rest_after_path(setup, config, out)
+}
+
+/// The checks after the notification path: the network, processes, rollbacks, warm pool.
+fn the_rest_after_path(setup: &Setup, config: &GateConfig, mut out: Vec<Finding>) -> Vec<Finding> {
+    let group = setup.group.as_str();
     if setup.function.is_some() {
         out.push(match &setup.network {
             Some(n) => {
@@ -499,6 +538,12 @@ fn the_rest(setup: &Setup, config: &GateConfig) -> Vec<Finding> {
 /// Whether the function's resource policy lets `events.amazonaws.com` invoke it for the
 /// rule `rule_arn` (a statement without a source condition allows every rule).
 pub fn policy_allows_events(policy: Option<&str>, rule_arn: &str) -> bool {
+    policy_allows(policy, "events.amazonaws.com", rule_arn)
+}
+
+/// Whether the function's resource policy lets the service `principal` invoke it for the
+/// source `source_arn` (a statement without a source condition allows every source).
+pub fn policy_allows(policy: Option<&str>, principal: &str, source_arn: &str) -> bool {
     let Some(doc) = policy.and_then(|p| serde_json::from_str::<Value>(p).ok()) else {
         return false;
     };
@@ -508,11 +553,11 @@ pub fn policy_allows_events(policy: Option<&str>, rule_arn: &str) -> bool {
         _ => Vec::new(),
     };
     statements.iter().any(|s| {
-        let principal = &s["Principal"]["Service"];
-        let events = principal == "events.amazonaws.com"
-            || principal
+        let service = &s["Principal"]["Service"];
+        let events = service == principal
+            || service
                 .as_array()
-                .is_some_and(|a| a.iter().any(|p| p == "events.amazonaws.com"));
+                .is_some_and(|a| a.iter().any(|p| p == principal));
         let action = &s["Action"];
         let invoke = action == "lambda:InvokeFunction"
             || action == "lambda:*"
@@ -522,8 +567,52 @@ pub fn policy_allows_events(policy: Option<&str>, rule_arn: &str) -> bool {
         let source = s["Condition"]["ArnLike"]["AWS:SourceArn"]
             .as_str()
             .or_else(|| s["Condition"]["ArnEquals"]["AWS:SourceArn"].as_str());
-        s["Effect"] == "Allow" && events && invoke && source.is_none_or(|a| a == rule_arn)
+        s["Effect"] == "Allow" && events && invoke && source.is_none_or(|a| a == source_arn)
     })
+}
+
+/// The role's simulated permissions, when `--function` was given.
+fn permissions_finding_opt(setup: &Setup) -> Finding {
+    match &setup.function {
+        Some(f) => permissions_finding(f),
+        None => finding(
+            "function.permissions",
+            Status::Warn,
+            "not checked: give --function".into(),
+            "without the function, the doctor cannot simulate its role",
+            "launch-gate doctor --group NAME --function NAME".into(),
+        ),
+    }
+}
+
+/// Whether the function's role may make the calls the gate makes, as IAM's policy
+/// simulation says (conditions such as the tag keys are not evaluated).
+fn permissions_finding(f: &FunctionView) -> Finding {
+    let Some(results) = &f.permissions else {
+        return finding(
+            "function.permissions",
+            Status::Warn,
+            "not simulated: IAM's SimulatePrincipalPolicy could not be called (the caller may lack iam:SimulatePrincipalPolicy)".into(),
+            "a call the role may not make fails every decision that needs it",
+            "allow iam:SimulatePrincipalPolicy to the caller, or compare the role's policy with docs/deploy.md's list".into(),
+        );
+    };
+    let denied: Vec<String> = results
+        .iter()
+        .filter(|(_, _, decision)| decision != "allowed")
+        .map(|(action, resource, decision)| format!("{action} on {resource} ({decision})"))
+        .collect();
+    finding(
+        "function.permissions",
+        if denied.is_empty() { Status::Pass } else { Status::Fail },
+        if denied.is_empty() {
+            format!("the role may make the gate's {} calls", results.len())
+        } else {
+            format!("the role may not make: {}", denied.join("; "))
+        },
+        "each decision that needs a call the role may not make fails after AWS refuses it: the launch is left to the hook's DefaultResult",
+        "grant those actions on those resources in the role's policy (template.yaml's GateFunction Policies give each, scoped)".into(),
+    )
 }
 
 /// The exit status: 1 when a check fails, else 0.

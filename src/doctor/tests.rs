@@ -5,6 +5,7 @@ use std::time::Duration;
 fn hook(name: &str, default_result: &str, heartbeat: u64, metadata: Option<&str>) -> HookView {
     HookView {
         name: name.into(),
+        notification_target: None,
         settings: HookSettings {
             heartbeat_timeout: Duration::from_secs(heartbeat),
             global_timeout: Duration::from_secs((heartbeat * 100).min(172_800)),
@@ -52,6 +53,12 @@ fn correct() -> Setup {
                     "Condition": {"ArnLike": {"AWS:SourceArn": RULE}}}]})
                 .to_string(),
             ),
+            event_sources: Vec::new(),
+            permissions: Some(vec![(
+                "autoscaling:CompleteLifecycleAction".into(),
+                "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/shop-web".into(),
+                "allowed".into(),
+            )]),
         }),
         rules: vec![RuleView {
             name: "launch-gate".into(),
@@ -286,4 +293,23 @@ fn the_network_path_is_evaluated_both_ways() {
     assert!(cidr_contains("127.0.0.0/8", "127.0.1.4".parse().unwrap()));
     assert!(!cidr_contains("10.0.0.0/16", "10.1.0.1".parse().unwrap()));
     assert!(cidr_contains("fd00::/8", "fd00::1".parse().unwrap()));
+}
+
+#[test]
+fn an_sqs_or_sns_notification_target_wired_to_the_function_is_a_path() {
+    let queue = "arn:aws:sqs:us-east-1:123456789012:launch-gate";
+    let mut setup = correct();
+    setup.rules.clear();
+    setup.hooks[0].notification_target = Some(queue.into());
+    assert_eq!(status_of(&setup, "path.rule").0, Status::Fail);
+    setup.function.as_mut().unwrap().event_sources = vec![(queue.into(), "Enabled".into())];
+    assert_eq!(status_of(&setup, "path.rule").0, Status::Pass);
+    let topic = "arn:aws:sns:us-east-1:123456789012:launch-gate";
+    setup.hooks[0].notification_target = Some(topic.into());
+    setup.function.as_mut().unwrap().policy = Some(
+        serde_json::json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "lambda:InvokeFunction", "Condition": {"ArnLike": {"AWS:SourceArn": topic}}}]})
+        .to_string(),
+    );
+    assert_eq!(status_of(&setup, "path.rule").0, Status::Pass);
 }

@@ -33,7 +33,8 @@ fn sample_event(group: &str, hook: &str) -> String {
 impl SdkAws {
     /// Everything the doctor judges, for `group` and (with `function`, a name or an ARN)
     /// the gate's function; `None` when the group does not exist. `hook_name` is the hook
-    /// the rules' patterns are tested with.
+    /// the rules' patterns are tested with; with `iam`, the function's role is simulated
+    /// for the calls the gate makes (`SimulatePrincipalPolicy`).
     ///
     /// # Errors
     /// [`AwsError`] when a call fails (credentials, permissions, an unknown function).
@@ -42,6 +43,7 @@ impl SdkAws {
         group: &str,
         function: Option<&str>,
         hook_name: &str,
+        iam: Option<&aws_sdk_iam::Client>,
     ) -> Result<Option<Setup>, AwsError> {
         let Some(g) = self.describe_group(group).await? else {
             return Ok(None);
@@ -60,6 +62,7 @@ impl SdkAws {
                     let heartbeat = h.heartbeat_timeout().unwrap_or(3600).max(0) as u64;
                     HookView {
                         name: h.lifecycle_hook_name().unwrap_or_default().to_owned(),
+                        notification_target: h.notification_target_arn().map(str::to_owned),
                         settings: HookSettings {
                             heartbeat_timeout: Duration::from_secs(heartbeat),
                             global_timeout: Duration::from_secs(h.global_timeout().map_or_else(
@@ -203,10 +206,39 @@ impl SdkAws {
                     matches,
                 });
             }
+            let event_sources = self
+                .lambda
+                .list_event_source_mappings()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| aws_error("ListEventSourceMappings", e))?
+                .event_source_mappings()
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        m.event_source_arn()?.to_owned(),
+                        m.state().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect();
+            let permissions = match (iam, config.role()) {
+                (Some(iam), Some(role)) => simulate(
+                    iam,
+                    role,
+                    g.auto_scaling_group_arn().unwrap_or_default(),
+                    &arn,
+                )
+                .await
+                .ok(),
+                _ => None,
+            };
             setup.function = Some(FunctionView {
                 arn,
                 variables,
                 policy,
+                event_sources,
+                permissions,
             });
         }
         Ok(Some(setup))
@@ -329,4 +361,68 @@ impl SdkAws {
             ports: Vec::new(),
         }))
     }
+}
+
+/// The calls the gate makes, by the resource IAM authorizes them on: the group, every
+/// resource (describe calls), an instance, the function itself.
+fn gate_calls(group_arn: &str, function_arn: &str) -> Vec<(Vec<&'static str>, String)> {
+    let (region, account) = {
+        let parts: Vec<&str> = group_arn.split(':').collect();
+        (
+            parts.get(3).copied().unwrap_or("us-east-1").to_owned(),
+            parts.get(4).copied().unwrap_or("000000000000").to_owned(),
+        )
+    };
+    vec![
+        (
+            vec![
+                "autoscaling:CompleteLifecycleAction",
+                "autoscaling:RecordLifecycleActionHeartbeat",
+            ],
+            group_arn.to_owned(),
+        ),
+        (
+            vec![
+                "autoscaling:DescribeLifecycleHooks",
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "ec2:DescribeInstances",
+                "elasticloadbalancing:DescribeTargetGroups",
+            ],
+            "*".to_owned(),
+        ),
+        (
+            vec!["ec2:CreateTags"],
+            format!("arn:aws:ec2:{region}:{account}:instance/i-0123456789abcdef0"),
+        ),
+        (vec!["lambda:InvokeFunction"], function_arn.to_owned()),
+    ]
+}
+
+/// `SimulatePrincipalPolicy` of `role` for the gate's calls: action, resource, decision.
+async fn simulate(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    group_arn: &str,
+    function_arn: &str,
+) -> Result<Vec<(String, String, String)>, AwsError> {
+    let mut out = Vec::new();
+    for (actions, resource) in gate_calls(group_arn, function_arn) {
+        let answer = iam
+            .simulate_principal_policy()
+            .policy_source_arn(role)
+            .set_action_names(Some(actions.iter().map(|a| (*a).to_owned()).collect()))
+            .resource_arns(&resource)
+            .send()
+            .await
+            .map_err(|e| aws_error("SimulatePrincipalPolicy", e))?;
+        for r in answer.evaluation_results() {
+            out.push((
+                r.eval_action_name().to_owned(),
+                r.eval_resource_name().unwrap_or(&resource).to_owned(),
+                r.eval_decision().as_str().to_owned(),
+            ));
+        }
+    }
+    Ok(out)
 }
