@@ -63,28 +63,9 @@ impl EcsWorld {
         let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
         let ecs = aws_sdk_ecs::Client::new(&sdk);
         let port = free_port();
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("127.0.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-        let mut subnets = Vec::new();
-        for (cidr, az) in [
-            ("127.0.1.0/24", "us-east-1a"),
-            ("127.0.2.0/24", "us-east-1b"),
-        ] {
-            let s = ec2
-                .create_subnet()
-                .vpc_id(&vpc_id)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .send()
-                .await
-                .unwrap();
-            subnets.push(s.subnet().unwrap().subnet_id().unwrap().to_owned());
-        }
+        let Network {
+            vpc_id, subnets, ..
+        } = Network::create(&ec2).await;
         let security_group = ec2
             .create_security_group()
             .group_name("shop-web-tasks")

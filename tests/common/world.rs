@@ -471,13 +471,13 @@ impl World {
 
 /// The world's VPC, `127.0.0.0/16`, and two subnets; the group's instances live in the
 /// first, `127.0.1.0/24`, so their private IPs are loopback addresses.
-struct Network {
-    vpc_id: String,
-    subnets: Vec<String>,
+pub struct Network {
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
 }
 
 impl Network {
-    async fn create(ec2: &aws_sdk_ec2::Client) -> Self {
+    pub async fn create(ec2: &aws_sdk_ec2::Client) -> Self {
         let vpc = ec2
             .create_vpc()
             .cidr_block("127.0.0.0/16")
