@@ -224,19 +224,7 @@ fn status<'a>(findings: &'a [Value], check: &str) -> &'a Value {
 async fn correct_setup() -> (World, DjangoApp) {
     let world = World::new(json!({})).await;
     // A numbered launch template version: a refresh to it can be rolled back.
-    world
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&world.group)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name("shop-web")
-                .version("1")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    world.use_launch_template_version("1", None).await;
     let app = DjangoApp::start(world.ip, world.port, AppSetup::default());
     let record = world.gate_once("launch.json").await;
     assert_eq!(record.outcome, launch_gate::record::Outcome::Completed);
@@ -383,19 +371,7 @@ async fn the_other_mistakes_are_each_found() {
         .send()
         .await
         .unwrap();
-    world
-        .autoscaling
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(&world.group)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name("shop-web")
-                .version("$Latest")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    world.use_launch_template_version("$Latest", None).await;
     drop(app);
     let _broken = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     // The function's settings name another group.

@@ -132,18 +132,18 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             call_back_delay: None,
             hook_details: None,
         };
-        let deployment = self
+        let described = self
             .aws
             .describe_service_deployment(&inv.deployment_arn)
             .await?;
-        if let Err(why) = confirm(inv, deployment.as_ref()) {
-            record.outcome = Outcome::NotHeld;
-            record.reason = format!("{why}; nothing probed, answered IN_PROGRESS");
-            warn!(deployment = %inv.deployment_arn, reason = %record.reason, "refused a claimed ECS hook invocation");
-            return Ok(self.in_progress(None));
-        }
-        let Some(deployment) = deployment else {
-            unreachable!("confirm refuses a deployment ECS does not know")
+        let deployment = match confirm(inv, described.as_ref()) {
+            Ok(d) => d,
+            Err(why) => {
+                record.outcome = Outcome::NotHeld;
+                record.reason = format!("{why}; nothing probed, answered IN_PROGRESS");
+                warn!(deployment = %inv.deployment_arn, reason = %record.reason, "refused a claimed ECS hook invocation");
+                return Ok(self.in_progress(None));
+            }
         };
         if deployment.status != "IN_PROGRESS" {
             record.outcome = Outcome::AlreadyDecided;
@@ -206,7 +206,7 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             .describe_service_revision(&inv.target_revision_arn)
             .await?;
         let tasks = match &revision {
-            Some(r) => self.green_tasks(&deployment, r).await?,
+            Some(r) => self.green_tasks(deployment, r).await?,
             None => Vec::new(),
         };
         let ecs = record.ecs.as_mut().expect("an ECS record");
@@ -288,11 +288,12 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
 }
 
 /// Whether ECS confirms the invocation: the deployment exists, for that service and green
-/// revision, at that stage (when ECS says), with a Lambda hook in progress. Why not.
-fn confirm(
+/// revision, at that stage (when ECS says), with a Lambda hook in progress: the deployment
+/// ECS showed, or why not.
+fn confirm<'a>(
     inv: &EcsHookInvocation,
-    deployment: Option<&ServiceDeploymentView>,
-) -> Result<(), String> {
+    deployment: Option<&'a ServiceDeploymentView>,
+) -> Result<&'a ServiceDeploymentView, String> {
     let Some(d) = deployment else {
         return Err(format!(
             "ECS does not know the service deployment {}",
@@ -327,7 +328,7 @@ fn confirm(
             return Err("no lifecycle hook of the deployment is in progress".into());
         }
     }
-    Ok(())
+    Ok(d)
 }
 
 impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
@@ -536,7 +537,7 @@ mod tests {
     #[test]
     fn ecs_confirms_the_invocation_or_it_is_refused() {
         let inv = invocation();
-        assert_eq!(confirm(&inv, Some(&deployment())), Ok(()));
+        assert_eq!(confirm(&inv, Some(&deployment())), Ok(&deployment()));
         let refused = |d: Option<&ServiceDeploymentView>| confirm(&inv, d).unwrap_err();
         assert!(refused(None).starts_with("ECS does not know the service deployment"));
         let other_service = ServiceDeploymentView {
@@ -565,7 +566,7 @@ mod tests {
             hooks: Vec::new(),
             ..deployment()
         };
-        assert_eq!(confirm(&inv, Some(&rolling_back)), Ok(()));
+        assert_eq!(confirm(&inv, Some(&rolling_back)), Ok(&rolling_back));
     }
 
     #[test]

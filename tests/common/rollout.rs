@@ -71,19 +71,7 @@ impl Rollout {
     ) -> Self {
         let capacity = spec.capacity;
         let world = World::build(spec).await;
-        world
-            .autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&world.group)
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("shop-web")
-                    .version("1")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        world.use_launch_template_version("1", None).await;
         let events = Subscriber::start(&world.sdk).await;
         let fleet = world.fleet(config, release);
         let r = Self {
@@ -121,38 +109,14 @@ impl Rollout {
     /// Points the group at launch template version 2 and scales out to 4: two launches at
     /// a time on the new release.
     pub async fn scale_out_on_version_2(&self) {
-        self.world
-            .autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&self.world.group)
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("shop-web")
-                    .version("2")
-                    .build(),
-            )
-            .desired_capacity(4)
-            .send()
-            .await
-            .unwrap();
+        self.world.use_launch_template_version("2", Some(4)).await;
     }
 
     /// Points the group at launch template version `version` with `desired` instances.
     pub async fn launch(&self, version: &str, desired: i32) {
         self.world
-            .autoscaling
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(&self.world.group)
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name("shop-web")
-                    .version(version)
-                    .build(),
-            )
-            .desired_capacity(desired)
-            .send()
-            .await
-            .unwrap();
+            .use_launch_template_version(version, Some(desired))
+            .await;
     }
 
     /// Launch template version 2 of the release.

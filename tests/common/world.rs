@@ -189,6 +189,24 @@ impl World {
         }
     }
 
+    /// Points the group at version `version` of the launch template `shop-web`, and at
+    /// `desired` instances when given.
+    pub async fn use_launch_template_version(&self, version: &str, desired: Option<i32>) {
+        self.autoscaling
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&self.group)
+            .launch_template(
+                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                    .launch_template_name("shop-web")
+                    .version(version)
+                    .build(),
+            )
+            .set_desired_capacity(desired)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// A group created after the gate was deployed (a blue-green release's new group):
     /// `name`, from the world's launch template, in its subnet, with `tags` and the world's
     /// launch hook and settings; one instance launched and held. Its lifecycle action.
