@@ -190,7 +190,10 @@ async fn ecs_hook() -> Value {
         let due = common::http_get_json(&format!("{url}/_launch_gate/ecs/hook-invocations"));
         for invocation in due.as_array().cloned().unwrap_or_default() {
             let started = Instant::now();
-            let (answer, record) = gate.ecs_hook(&invocation["payload"], None).await.unwrap();
+            let (answer, record) = gate
+                .ecs_hook(&invocation["payload"], Default::default())
+                .await
+                .unwrap();
             times.push(started.elapsed().as_millis() as u64);
             let answer = serde_json::to_value(answer).unwrap();
             if healthy_at.is_none()

@@ -2,49 +2,59 @@
 AWS emulator.
 
 Stock moto (5.2) keeps no `deploymentConfiguration` from `CreateService`, runs no task for a
-service, ignores `ListTasks`' `serviceName`, gives an awsvpc task a random 10.x address
-whatever its subnet (and fails when the VPC lacks `EnableDnsHostnames`), moves every task
-towards STOPPED each time it is described, and has no service revisions or service
-deployments. This module adds them, as AWS documents them
-(docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html,
-blue-green-deployment-how-it-works.html, lambda-lifecycle-hooks.html, service-deployment.html):
+service, answers a service's `deployments` with one made-up entry unrelated to any task,
+and has no service revisions or service deployments. This module adds them, as AWS
+documents them (docs.aws.amazon.com/AmazonECS/latest/developerguide/
+deployment-type-blue-green.html, blue-green-deployment-how-it-works.html,
+lambda-lifecycle-hooks.html, service-deployment.html; the API reference's Service,
+Deployment, ServiceDeployment, ServiceRevision, DeploymentLifecycleHook). The tasks
+themselves (their addresses, container instances, host ports and target registrations,
+`ListTasks`) are ecs_tasks.py's:
 
-* services keep their `deploymentConfiguration`; `DescribeServices` answers it with
+* services keep their `deploymentConfiguration` as given, `lifecycleHooks[]` included
+  (`hookDetails` is a JSON document in the API model: an object, or a JSON string as
+  CloudFormation gives it, is answered as it came); `DescribeServices` answers it with
   `currentServiceDeployment` (an ARN) and `currentServiceRevisions` ({arn,
   requestedTaskCount, runningTaskCount, pendingTaskCount}: the current revision, and the
   target revision while a deployment is in progress);
 * service revisions (`arn:aws:ecs:R:A:service-revision/<cluster>/<service>/<19 digits>`):
   `CreateService` (deployment controller ECS, REPLICA, with a task definition) makes the
   first one, records a service deployment for it (SUCCESSFUL at once, no hooks) and starts
-  `desiredCount` tasks of it: RUNNING until the service stops them, `group`
-  "service:<name>", `startedBy` "ecs-svc/<revision number>" (AWS calls it the deployment
-  ID; that it is the revision's number is our choice). `DescribeServiceRevisions` answers
-  the revision with the service's `loadBalancers` (with `advancedConfiguration`) and its
+  `desiredCount` tasks of it, `group` "service:<name>", `startedBy` the revision's
+  deployment ID (see `started_by` below). `DescribeServiceRevisions` answers the revision
+  with the service's `loadBalancers` (with `advancedConfiguration`) and its
   `resolvedConfiguration.loadBalancers`: [{targetGroupArn, productionListenerRule}], the
-  target group that serves (or will serve) the revision's production traffic;
-* every awsvpc task's ENI gets its private IP from its first subnet, through the allocator
-  moto uses for the subnet's instances (so tasks and instances never share an address):
-  the task's `attachments` detail `privateIPv4Address` and its containers'
-  `networkInterfaces` say it. An awsvpc task of a service is registered, as an IP target
-  (`Id` its IP, `Port` the load balancer entry's `containerPort`), with its revision's
-  target group of each load balancer entry; a stopped one is deregistered, its ENI
-  deleted (attachment `DELETED`), its address never handed out again;
-* `ListTasks` filters by `serviceName` (tasks of group "service:<name>") and, as AWS does,
-  lists only tasks whose desired status is RUNNING unless `desiredStatus` says otherwise;
+  target group that serves (or will serve) the revision's production traffic, which is
+  where its tasks are registered (see `resolved_configuration` below);
+* `DescribeServices`' `deployments[]` (the Deployment shape; a task a service starts
+  carries its deployment's ID in `startedBy`, API_Task.html): one entry per revision with
+  tasks running or starting, `id` exactly its tasks' `startedBy`, `status` PRIMARY for
+  the newest (a deployment's target while it is IN_PROGRESS, the current revision
+  otherwise and again during a rollback) and ACTIVE for the other, `taskDefinition`,
+  `desiredCount`, `pendingCount`, `runningCount`, `failedTasks` 0, `createdAt`,
+  `updatedAt`, `launchType`, `platformVersion` and `networkConfiguration` as the revision
+  has them, `rolloutState` IN_PROGRESS (a deployment's target; the source during a
+  rollback), FAILED (the target being rolled back) or else COMPLETED once its tasks run.
+  An entry goes when its revision's tasks have all stopped after its deployment ended
+  (CLEAN_UP, a rollback, a superseding deployment);
 * `UpdateService` of a service whose `deploymentConfiguration.strategy` is BLUE_GREEN, with
-  a task definition other than its latest revision's or `forceNewDeployment`, starts a
+  a task definition other than its latest revision's or `forceNewDeployment` (then the
+  same task definition: blue and green tasks differ only in `startedBy`), starts a
   service deployment (`arn:aws:ecs:R:A:service-deployment/<cluster>/<service>/<21
   alphanumerics>`) to a new target revision whose green target groups are, per load
   balancer entry, whichever of `targetGroupArn` / `advancedConfiguration.
-  alternateTargetGroupArn` does not serve production now. It walks PRE_SCALE_UP, SCALE_UP
-  (the green tasks start and are registered with the green target groups), POST_SCALE_UP,
-  TEST_TRAFFIC_SHIFT (test weight 100), POST_TEST_TRAFFIC_SHIFT,
-  PRE_PRODUCTION_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT (production weight 100),
-  POST_PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME (no wait) and CLEAN_UP (the blue tasks stop and
-  are deregistered; the target becomes the current revision, its green target groups
-  production), then SUCCESSFUL. A stage without hooks passes at once. Other services, and
-  other updates, keep moto's behaviour, but a service whose `desiredCount` changes outside
-  a deployment has its current revision's tasks started or stopped to match;
+  alternateTargetGroupArn` does not serve production now (so successive successful
+  deployments alternate between the two). It walks PRE_SCALE_UP, SCALE_UP (the green
+  tasks start and are registered with the green target groups; the deployment goes on
+  once all of them are RUNNING, since AWS describes POST_SCALE_UP as the stage where the
+  green revision has started), POST_SCALE_UP, TEST_TRAFFIC_SHIFT (test weight 100),
+  POST_TEST_TRAFFIC_SHIFT, PRE_PRODUCTION_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT
+  (production weight 100), POST_PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME (no wait) and
+  CLEAN_UP (the blue tasks stop and are deregistered; the target becomes the current
+  revision, its green target groups production), then SUCCESSFUL. A stage without hooks
+  passes at once. Other services, and other updates, keep moto's behaviour, but a
+  service whose `desiredCount` changes outside a deployment has its current revision's
+  tasks started or stopped to match;
 * Lambda lifecycle hooks (`deploymentConfiguration.lifecycleHooks`, target type
   AWS_LAMBDA; PAUSE hooks are ignored): at a stage with hooks the deployment waits for one
   execution per hook. The test plays Lambda: it fetches the due invocations (each payload
@@ -59,32 +69,89 @@ blue-green-deployment-how-it-works.html, lambda-lifecycle-hooks.html, service-de
   later (an integer >= 0, default 30; anything else is an invalid output). A hook not
   resolved within `timeoutConfiguration.timeoutInMinutes` (default 1440) applies its
   `action` (ROLLBACK, the default, or CONTINUE). The deployment's `lifecycleHookDetails`
-  lists every execution so far, its `hookId` the `executionId`;
+  lists every execution so far, its `hookId` the `executionId` (see
+  `lambda_hooks_in_details` below);
 * a rollback: ROLLBACK_IN_PROGRESS at once, the target's traffic weights back to 0 (so
-  production stays on, or returns to, the blue target groups), then at the next tick
-  (~0.2 s) the green tasks stop and are deregistered, and ROLLBACK_SUCCESSFUL. `rollback`
-  {reason, startedAt, serviceRevisionArn: the source revision} and `statusReason` say why;
+  production stays on, or returns to, the blue target groups). AWS documents that on a
+  rollback ECS runs the hooks of the PRODUCTION_TRAFFIC_SHIFT and TEST_TRAFFIC_SHIFT
+  stages (lambda-lifecycle-hooks.html), and no more: not in which order, with what
+  payload, whether the rollback waits for them, nor what their answers do. Our choices: every AWS_LAMBDA hook configured for those stages is invoked again,
+  whether or not the deployment had reached them, as a new execution (new `executionId`,
+  the hook's configured `hookDetails`), PRODUCTION_TRAFFIC_SHIFT's first, then
+  TEST_TRAFFIC_SHIFT's; the deployment's `lifecycleStage` is the stage whose hooks run;
+  the payload names the deployment's target revision, its weights moving the traffic
+  back (`productionTrafficWeights` {target: 0, source: 100} at PRODUCTION_TRAFFIC_SHIFT,
+  `testTrafficWeights` {target: 0, source: 100} at TEST_TRAFFIC_SHIFT, the other map
+  empty). They are handed out and answered like any other invocation (an answer is
+  accepted while the deployment is ROLLBACK_IN_PROGRESS) and the rollback waits for each
+  stage's hooks to resolve: IN_PROGRESS invokes again after `callBackDelay`; SUCCEEDED,
+  FAILED, an invalid output or a function error end the execution (SUCCEEDED or FAILED)
+  and the rollback goes on, as a rollback is not rolled back; a timeout ends it
+  TIMED_OUT, whatever its `action`, and the rollback goes on (the API's ROLLBACK_FAILED
+  status is never used). Once the hooks have resolved (at once without any), at the next
+  tick (~0.2 s) the green tasks stop and are deregistered, and ROLLBACK_SUCCESSFUL.
+  `rollback` {reason, startedAt, serviceRevisionArn: the source revision} and
+  `statusReason` say why;
 * a deployment that an `UpdateService` supersedes while in progress is undone the same
-  way at once and ends STOPPED (AWS does not document this case);
+  way at once, without hooks, and ends STOPPED; one superseded during its rollback ends
+  ROLLBACK_SUCCESSFUL at once (AWS documents neither case);
 * `DescribeServiceDeployments` (unknown ARNs are failures with reason MISSING),
   `ListServiceDeployments` (newest first; `status`, `createdAt`, `maxResults`,
   `nextToken`) and `DescribeServiceRevisions`.
 
+Settings, process-wide, read when they apply (so they may change between deployments);
+where AWS is silent both plausible behaviours are offered:
+
+* `ecs_hook_minute_seconds` (number > 0, default 60): how many seconds a "minute" of a
+  hook's `timeoutInMinutes` lasts;
+* `lambda_hooks_in_details` (bool, default true): whether `DescribeServiceDeployments`'
+  `lifecycleHookDetails` lists the executions of AWS_LAMBDA hooks (true) or is empty
+  (false). AWS documents the field (hookId, targetType AWS_LAMBDA or PAUSE, targetArn the
+  function's ARN for a Lambda hook, status, ...) beside the PAUSE hooks that
+  `ContinueServiceDeployment` resumes (deployment-lifecycle-hooks.html) and does not say
+  whether Lambda hooks' executions appear in it. PAUSE hooks are not emulated;
+* `resolved_configuration` ("always" | "active_only", default "always"): whether
+  `DescribeServiceRevisions` answers `resolvedConfiguration` for every revision, or only
+  for the service's current (production) revision. The API reference calls it the
+  resources the revision uses, such as which target groups serve traffic, and does not
+  say when it is present; AWS's sample lifecycle hook is said to suggest that it is there
+  only for an active revision (the sample's code is not among the sources checked);
+* `started_by` ("revision" | "independent", default "revision"): what a service task's
+  `startedBy` (and its `deployments[]` entry's `id`) is: "ecs-svc/" and the revision
+  ARN's number, or "ecs-svc/" and 19 random digits unrelated to any ARN. AWS documents
+  `startedBy` as the ID of the service deployment that started the task, and a
+  Deployment's `id` as its ID, and says nothing of how either relates to a service
+  revision's ARN;
+* `new_tasks_stay_pending` (bool, default false): tasks started while it is on (a
+  service's creation, a scale-out, a deployment's SCALE_UP) stay PENDING (desired RUNNING)
+  and are registered with no target group; they count in `pendingCount` and
+  `pendingTaskCount`, not as running, and a deployment waits at SCALE_UP for them for
+  ever (the circuit breaker is not emulated) unless superseded. It plays a redeploy whose
+  green tasks never start (a crashing image, say). Turning it off changes no task already
+  started;
+* `scale_up_waits_for_running` (bool, default true): whether a deployment leaves
+  SCALE_UP only once every green task is RUNNING (true), or as soon as they were started,
+  running or still PENDING (false). AWS describes POST_SCALE_UP as the stage after the
+  green tasks started, and does not say whether ECS waits for them to run.
+
 Not emulated: listener rules are not rewritten (the weights are the deployment's record
-only), no hook runs on a service's creation, a rollback re-invokes no hook (AWS re-invokes
-TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks), RECONCILE_SERVICE, linear and
-canary strategies, bake time, circuit breaker and alarms, a service's `deployments` list
-(moto's), and the scheduler's answer to `StopTask` or `DeleteService` (a service's task
-stopped that way is not replaced nor deregistered; a deleted service's tasks keep running).
+only), no hook runs on a service's creation, RECONCILE_SERVICE, linear and canary
+strategies, bake time, circuit breaker and alarms, INACTIVE entries in `deployments[]`,
+and the scheduler's answer to `StopTask` or `DeleteService` (a service's task stopped that
+way is not replaced nor deregistered; a deleted service's tasks keep running).
 
 Control surface (routed by launch_gate_emulator.py, `control(method, path, body)`):
-`GET /_launch_gate/ecs/hook-invocations` hands out the due invocations: [{"executionId",
-"hookTargetArn", "roleArn", "payload"}], each once; `POST /_launch_gate/ecs/hook-response`
-with {"executionId", "response": <the function's output>, "error": <bool>} answers one
-(404 unknown execution, 409 when no invocation of it awaits an answer, 400 malformed);
-`GET /_launch_gate/ecs/hook-responses` lists every answer received; `GET` / `POST
-/_launch_gate/ecs/settings` with {"ecs_hook_minute_seconds": 60} read and change how many
-seconds a hook timeout's "minute" lasts. Tests: `test_ecs_deployments.py`.
+`GET /_launch_gate/ecs/hook-invocations` hands out the due invocations, rollbacks'
+included: [{"executionId", "hookTargetArn", "roleArn", "payload"}], each once; `POST
+/_launch_gate/ecs/hook-response` with {"executionId", "response": <the function's
+output>, "error": <bool>} answers one (404 unknown execution, 409 when no invocation of
+it awaits an answer, 400 malformed); `GET /_launch_gate/ecs/hook-responses` lists every
+answer received; `GET /_launch_gate/ecs/settings` answers the six settings above
+({"ecs_hook_minute_seconds": 60.0, "lambda_hooks_in_details": true,
+"resolved_configuration": "always", "started_by": "revision", "new_tasks_stay_pending":
+false, "scale_up_waits_for_running": true} by default) and `POST
+/_launch_gate/ecs/settings` with any of them changes those given and answers all six (400, changing none, for an unknown setting or a value out of
+its range). Tests: `test_ecs_deployments.py`.
 """
 
 from __future__ import annotations
@@ -100,19 +167,26 @@ import uuid
 from typing import Any
 
 from moto.core.responses import ActionResult
-from moto.ec2 import ec2_backends
-from moto.ec2.models.elastic_network_interfaces import NetworkInterface
-from moto.ec2.utils import generate_dns_from_ip
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import InvalidParameterException
-from moto.elbv2.models import elbv2_backends
 from moto.utilities.utils import get_partition
+
+import ecs_tasks
 
 # One lock for every change to services, tasks, revisions and deployments: the server is
 # threaded and the timer thread moves deployments on concurrently with API calls.
 _lock = threading.RLock()
-settings: dict[str, float] = {"ecs_hook_minute_seconds": 60.0}
+settings: dict[str, Any] = {
+    "ecs_hook_minute_seconds": 60.0,
+    "lambda_hooks_in_details": True,
+    "resolved_configuration": "always",
+    "started_by": "revision",
+    "new_tasks_stay_pending": False,
+    "scale_up_waits_for_running": True,
+}
+FLAGS = ("lambda_hooks_in_details", "new_tasks_stay_pending", "scale_up_waits_for_running")
+CHOICES = {"resolved_configuration": ("always", "active_only"), "started_by": ("revision", "independent")}
 
 STAGES = (
     "PRE_SCALE_UP",
@@ -127,6 +201,8 @@ STAGES = (
     "CLEAN_UP",
 )
 ONGOING = ("IN_PROGRESS", "ROLLBACK_IN_PROGRESS")
+# The stages whose hooks a rollback runs again, in the order it runs them.
+ROLLBACK_STAGES = ("PRODUCTION_TRAFFIC_SHIFT", "TEST_TRAFFIC_SHIFT")
 DEFAULT_CALLBACK_DELAY = 30
 DEFAULT_TIMEOUT_MINUTES = 1440
 TICK_SECONDS = 0.2
@@ -147,14 +223,25 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def configure(hook_minute_seconds: float | None = None) -> None:
-    """Sets how many seconds a minute of a hook's timeout lasts; `None` leaves it."""
-    if hook_minute_seconds is None:
-        return
-    value = float(hook_minute_seconds)
-    if not value > 0:
-        raise ValueError("ecs_hook_minute_seconds must be > 0")
-    settings["ecs_hook_minute_seconds"] = value
+def configure(changes: dict[str, Any]) -> None:
+    """Changes settings: all of `changes` or, when one is unknown or invalid (ValueError),
+    none."""
+    unknown = set(changes) - set(settings)
+    if unknown:
+        raise ValueError(f"unknown settings: {sorted(unknown)}")
+    changed = dict(settings)
+    for name, value in changes.items():
+        if name == "ecs_hook_minute_seconds":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError("ecs_hook_minute_seconds must be a number > 0")
+            value = float(value)
+        elif name in FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false")
+        elif value not in CHOICES[name]:
+            raise ValueError(f"{name} must be one of: {', '.join(CHOICES[name])}")
+        changed[name] = value
+    settings.update(changed)
 
 
 def _arn(backend: Any, resource: str) -> str:
@@ -193,6 +280,12 @@ class Revision:
     def __init__(self, backend: Any, service: Any, resolved: list[dict[str, Any]], requested: int) -> None:
         self.number = str(random.randrange(10**18, 10**19))
         self.arn = _arn(backend, f"service-revision/{service.cluster_name}/{service.name}/{self.number}")
+        self.service = service
+        # What its tasks carry in startedBy, and its entry's id in the service's deployments.
+        digits = self.number
+        while settings["started_by"] == "independent" and digits == self.number:
+            digits = str(random.randrange(10**18, 10**19))
+        self.deployment_id = f"ecs-svc/{digits}"
         self.service_arn = service.arn
         self.cluster_arn = service.cluster_arn
         self.task_definition = service.task_definition
@@ -202,12 +295,17 @@ class Revision:
         self.network_configuration = copy.deepcopy(service.network_configuration) or None
         self.resolved = resolved
         self.requested = requested
-        self.created = _now()
+        self.created = self.updated = _now()
+        self.unplaced = False  # a task of it could not be placed: placement is tried again
 
-    def targets(self) -> list[tuple[str, int | None]]:
-        """(target group ARN, container port) per load balancer entry with a target group."""
+    def targets(self) -> list[tuple[str, str | None, int | None]]:
+        """(target group ARN, container name, container port) per load balancer entry with
+        a target group."""
         entries = [lb for lb in self.load_balancers if lb.get("targetGroupArn")]
-        return [(r["targetGroupArn"], lb.get("containerPort")) for lb, r in zip(entries, self.resolved)]
+        return [
+            (r["targetGroupArn"], lb.get("containerName"), lb.get("containerPort"))
+            for lb, r in zip(entries, self.resolved)
+        ]
 
     def view(self, backend: Any) -> dict[str, Any]:
         definition = backend.describe_task_definition(self.task_definition)
@@ -227,6 +325,8 @@ class Revision:
             "createdAt": _time(self.created),
             "resolvedConfiguration": {"loadBalancers": self.resolved},
         }
+        if settings["resolved_configuration"] == "active_only" and _current(self.service) is not self:
+            del view["resolvedConfiguration"]
         return {k: v for k, v in view.items() if v is not None}
 
 
@@ -248,143 +348,26 @@ def _resolve(load_balancers: list[dict[str, Any]], production: set[str]) -> list
     return resolved
 
 
-# --- tasks ------------------------------------------------------------------------------------
-
-
-_original_last_status = ecs_models.Task.last_status
-
-
-def _last_status(self: Any) -> str:
-    """A service's task is RUNNING until the service stops it; moto moves the others one
-    state towards STOPPED each time they are described."""
-    if getattr(self, "_lg_revision", None) is not None:
-        return self._status
-    return _original_last_status.fget(self)
-
-
-def _task_ip(task: Any) -> str | None:
-    for attachment in task.attachments:
-        for detail in attachment["details"]:
-            if detail["name"] == "privateIPv4Address":
-                return detail["value"]
-    return None
-
-
-_original_task_init = ecs_models.Task.__init__
-
-
-def _task_init(self: Any, *args: Any, **kwargs: Any) -> None:
-    """moto's Task, its ENI's address taken from its subnet instead of a random 10.x one."""
-    _original_task_init(self, *args, **kwargs)
-    for attachment in self.attachments:
-        if attachment["type"] != "ElasticNetworkInterface":
-            continue
-        details = {d["name"]: d for d in attachment["details"]}
-        ec2 = ec2_backends[self._account_id][self.region_name]
-        eni = ec2.get_network_interface(details["networkInterfaceId"]["value"])
-        # The subnet's own allocator, which also gives instances their addresses.
-        ip = eni.subnet.get_available_subnet_ip(instance=eni)
-        dns = generate_dns_from_ip(ip)
-        eni.private_ip_address = ip
-        eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": ip}]
-        if eni.private_dns_name is not None:  # the VPC has EnableDnsHostnames
-            eni.private_dns_name = dns
-            eni.private_ip_addresses[0]["PrivateDnsName"] = dns
-        details["privateIPv4Address"]["value"] = ip
-        details["privateDnsName"]["value"] = dns
-        for container in self.containers:
-            container.network_interfaces = [{"attachmentId": attachment["id"], "privateIpv4Address": ip}]
-
-
-def _elbv2(backend: Any) -> Any:
-    return elbv2_backends[backend.account_id][backend.region_name]
-
-
-def _start_tasks(backend: Any, service: Any, revision: Revision, count: int) -> None:
-    """Starts `count` RUNNING tasks of the revision and registers them with its target groups."""
-    cluster = backend.clusters[service.cluster_name]
-    definition = backend.describe_task_definition(revision.task_definition)
-    for _ in range(count):
-        task = ecs_models.Task(
-            cluster,
-            definition,
-            None,
-            None,
-            backend=backend,
-            group=f"service:{service.name}",
-            launch_type=revision.launch_type or "",
-            started_by=f"ecs-svc/{revision.number}",
-            networking_configuration=revision.network_configuration,
-            platform_version=revision.platform_version,
-        )
-        task._lg_revision = revision.arn
-        task.created_at = task.started_at = _time(_now())
-        for container in task.containers:
-            container.last_status = "RUNNING"
-        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
-        ip = _task_ip(task)
-        if ip is None:
-            continue  # not awsvpc: no IP target to register
-        for arn, port in revision.targets():
-            if arn in _elbv2(backend).target_groups and port is not None:
-                _elbv2(backend).register_targets(arn, [{"Id": ip, "Port": port}])
-
-
-def _revision_tasks(backend: Any, service: Any, revision: Revision) -> list[Any]:
-    """The revision's RUNNING tasks, oldest first."""
-    return [
-        t
-        for t in backend.tasks.get(service.cluster_name, {}).values()
-        if getattr(t, "_lg_revision", None) == revision.arn and t.last_status == "RUNNING"
-    ]
-
-
-def _stop_task(backend: Any, revision: Revision, task: Any, reason: str) -> None:
-    """Deregisters the task from the revision's target groups, stops it, deletes its ENI."""
-    ip = _task_ip(task)
-    for arn, _port in revision.targets():
-        tg = _elbv2(backend).target_groups.get(arn)
-        if ip is not None and tg is not None and ip in tg.targets:
-            _elbv2(backend).deregister_targets(arn, [{"Id": ip}])
-    stopped = _time(_now())
-    task.last_status = task.desired_status = "STOPPED"
-    task.stopped_reason = reason
-    task.stop_code = "ServiceSchedulerInitiated"
-    task.stopping_at = task.stopped_at = task.execution_stopped_at = stopped
-    for container in task.containers:
-        container.last_status = "STOPPED"
-    ec2 = ec2_backends[backend.account_id][backend.region_name]
-    for attachment in task.attachments:
-        if attachment["type"] != "ElasticNetworkInterface":
-            continue
-        details = {d["name"]: d["value"] for d in attachment["details"]}
-        # Its address stays taken in the subnet: no later task or instance reuses it,
-        # which keeps IP-based assertions unambiguous.
-        ec2.enis.pop(details["networkInterfaceId"], None)
-        attachment["status"] = "DELETED"
+# --- tasks (ecs_tasks.py) ------------------------------------------------------------------------
 
 
 def _scale(backend: Any, service: Any, revision: Revision, count: int) -> None:
-    """Starts or stops (newest first) the revision's tasks until `count` run."""
-    running = _revision_tasks(backend, service, revision)
-    if len(running) < count:
-        _start_tasks(backend, service, revision, count - len(running))
-    for task in reversed(running[count:]):
-        _stop_task(backend, revision, task, f"Scaling activity initiated by (deployment ecs-svc/{revision.number})")
+    """Starts or stops the revision's tasks until `count` run or are starting; new tasks
+    stay PENDING while `new_tasks_stay_pending` is on."""
+    ecs_tasks.scale(backend, service, revision, count, not settings["new_tasks_stay_pending"])
 
 
-def _sync_counts(backend: Any, service: Any) -> None:
-    """The service's runningCount (and its cluster's) from the tasks that run."""
-    running = sum(
-        1
-        for t in backend.tasks.get(service.cluster_name, {}).values()
-        if getattr(t, "_lg_revision", None) and t.group == f"service:{service.name}" and t.last_status == "RUNNING"
-    )
-    cluster = backend.clusters.get(service.cluster_name)
-    if cluster is not None:
-        cluster.running_tasks_count += running - service.running_count
-        cluster.pending_tasks_count -= service.pending_count
-    service.running_count, service.pending_count = running, 0
+def _stop_all(backend: Any, service: Any, revision: Revision) -> None:
+    """Stops the revision's tasks (and deregisters them)."""
+    for task in ecs_tasks.of_revision(backend, service, revision, ecs_tasks.LIVE):
+        ecs_tasks.stop(backend, task, f"Scaling activity initiated by (deployment {revision.deployment_id})")
+    revision.updated = _now()
+
+
+def _counts(backend: Any, service: Any, revision: Revision) -> tuple[int, int]:
+    """The revision's (RUNNING, PENDING) task counts."""
+    statuses = [t.last_status for t in ecs_tasks.of_revision(backend, service, revision, ecs_tasks.LIVE)]
+    return statuses.count("RUNNING"), statuses.count("PENDING")
 
 
 # --- lifecycle hooks ----------------------------------------------------------------------------
@@ -425,13 +408,15 @@ def _lambda_hooks(config: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 class Execution:
-    """One hook at one stage of one deployment, invoked until it resolves."""
+    """One hook at one stage of one deployment (or of its rollback), invoked until it
+    resolves."""
 
-    def __init__(self, deployment: Deployment, hook: dict[str, Any], stage: str) -> None:
+    def __init__(self, deployment: Deployment, hook: dict[str, Any], stage: str, rollback: bool = False) -> None:
         self.id = str(uuid.uuid4())
         self.deployment = deployment
         self.hook = hook
         self.stage = stage
+        self.rollback = rollback
         self.hook_details = copy.deepcopy(hook["hookDetails"])
         self.started = _now()
         self.status = "IN_PROGRESS"
@@ -442,9 +427,16 @@ class Execution:
         return self.started + self.hook["timeoutInMinutes"] * settings["ecs_hook_minute_seconds"]
 
     @property
+    def current(self) -> bool:
+        """Unresolved, and of the deployment's present course: forward while it is
+        IN_PROGRESS, its rollback's while it is ROLLBACK_IN_PROGRESS."""
+        course = "ROLLBACK_IN_PROGRESS" if self.rollback else "IN_PROGRESS"
+        return self.status == "IN_PROGRESS" and self.deployment.status == course
+
+    @property
     def awaits_answer(self) -> bool:
         """An invocation is out and nothing has resolved the hook since."""
-        return self.status == "IN_PROGRESS" and self.due_at is None and self.deployment.status == "IN_PROGRESS"
+        return self.current and self.due_at is None
 
     def payload(self) -> dict[str, Any]:
         """The event Lambda receives (lambda-lifecycle-hooks.html, "payload structure")."""
@@ -452,8 +444,13 @@ class Execution:
         green, blue = deployment.target.arn, deployment.source.arn
         test: dict[str, int] = {}
         production: dict[str, int] = {}
-        # The weights as documented per stage; every other stage sends two empty maps.
-        if self.stage == "TEST_TRAFFIC_SHIFT":
+        # The weights as documented per stage; every other stage sends two empty maps. In
+        # a rollback the traffic goes back to the source revision (our choice).
+        if self.rollback and self.stage == "TEST_TRAFFIC_SHIFT":
+            test = {green: 0, blue: 100}
+        elif self.rollback:
+            production = {green: 0, blue: 100}
+        elif self.stage == "TEST_TRAFFIC_SHIFT":
             test = {green: 100, blue: 0}
         elif self.stage == "PRE_PRODUCTION_TRAFFIC_SHIFT":
             production = {green: 0, blue: 100}
@@ -513,16 +510,19 @@ class Deployment:
         self.production_weight = 0
         self.executions: list[Execution] = []
         self.rollback: dict[str, Any] | None = None
+        self.rollback_stages: list[str] = []  # the rollback's hook stages still to run
+        self.rollback_done = False  # its hooks resolved: the green tasks stop at the next tick
 
     def touch(self) -> None:
         self.updated = _now()
 
     def summary(self, revision: Revision, test: int, production: int) -> dict[str, Any]:
+        running, pending = _counts(self.backend, self.service, revision)
         return {
             "arn": revision.arn,
             "requestedTaskCount": revision.requested,
-            "runningTaskCount": len(_revision_tasks(self.backend, self.service, revision)),
-            "pendingTaskCount": 0,
+            "runningTaskCount": running,
+            "pendingTaskCount": pending,
             "requestedTestTrafficWeight": float(test),
             "requestedProductionTrafficWeight": float(production),
         }
@@ -544,7 +544,9 @@ class Deployment:
             "status": self.status,
             "statusReason": self.status_reason,
             "lifecycleStage": self.stage,
-            "lifecycleHookDetails": [e.view() for e in self.executions],
+            "lifecycleHookDetails": (
+                [e.view() for e in self.executions] if settings["lambda_hooks_in_details"] else []
+            ),
             "deploymentConfiguration": self.configuration,
             "rollback": self.rollback,
         }
@@ -571,26 +573,33 @@ def _enter(deployment: Deployment, stage: str) -> None:
     deployment.touch()
     backend, service = deployment.backend, deployment.service
     if stage == "SCALE_UP":
-        _start_tasks(backend, service, deployment.target, deployment.target.requested)
+        _scale(backend, service, deployment.target, deployment.target.requested)
     elif stage == "TEST_TRAFFIC_SHIFT":
         deployment.test_weight = 100
     elif stage == "PRODUCTION_TRAFFIC_SHIFT":
         deployment.production_weight = 100
     elif stage == "CLEAN_UP":
-        for task in _revision_tasks(backend, service, deployment.source):
-            _stop_task(backend, deployment.source, task,
-                       f"Scaling activity initiated by (deployment ecs-svc/{deployment.source.number})")
+        _stop_all(backend, service, deployment.source)
         service._lg_revision = deployment.target
     for hook in deployment.hooks:
         if stage in hook["lifecycleStages"]:
             deployment.executions.append(Execution(deployment, hook, stage))
-    _sync_counts(backend, service)
+    ecs_tasks.sync_counts(backend, service)
 
 
 def _advance(deployment: Deployment) -> None:
-    """Moves the deployment through every stage with nothing left to wait for."""
+    """Moves the deployment through every stage with nothing left to wait for: no hook of
+    the stage unresolved, and past SCALE_UP only once every green task runs (with
+    `scale_up_waits_for_running`)."""
     while deployment.status == "IN_PROGRESS":
-        if any(e.stage == deployment.stage and e.status == "IN_PROGRESS" for e in deployment.executions):
+        if any(e.stage == deployment.stage and e.current for e in deployment.executions):
+            return
+        target = deployment.target
+        if (
+            deployment.stage == "SCALE_UP"
+            and settings["scale_up_waits_for_running"]
+            and _counts(deployment.backend, deployment.service, target)[0] < target.requested
+        ):
             return
         if deployment.stage == STAGES[-1]:
             deployment.status = "SUCCESSFUL"
@@ -598,36 +607,56 @@ def _advance(deployment: Deployment) -> None:
             deployment.touch()
             # desiredCount changes made during the deployment apply now.
             _scale(deployment.backend, deployment.service, deployment.target, deployment.service.desired_count)
-            _sync_counts(deployment.backend, deployment.service)
+            ecs_tasks.sync_counts(deployment.backend, deployment.service)
             return
         stage = STAGES[0] if deployment.stage is None else STAGES[STAGES.index(deployment.stage) + 1]
         _enter(deployment, stage)
 
 
 def _roll_back(deployment: Deployment, reason: str) -> None:
-    """Starts the rollback: traffic back to the source at once, the green tasks stop at
-    the next tick."""
+    """Starts the rollback: traffic back to the source at once, then the hooks of
+    ROLLBACK_STAGES run again, one stage after the other; once they have resolved, the
+    green tasks stop at the next tick."""
     now = _now()
     deployment.status = "ROLLBACK_IN_PROGRESS"
     deployment.status_reason = reason
     deployment.rollback = {"reason": reason, "startedAt": _time(now), "serviceRevisionArn": deployment.source.arn}
     deployment.test_weight = deployment.production_weight = 0
     deployment.service.task_definition = deployment.source.task_definition
+    deployment.rollback_stages = [
+        s for s in ROLLBACK_STAGES if any(s in h["lifecycleStages"] for h in deployment.hooks)
+    ]
     deployment.touch()
+    _advance_rollback(deployment)
+
+
+def _advance_rollback(deployment: Deployment) -> None:
+    """Runs the rollback's hook stages until one waits for a hook; then, with none left,
+    lets the next tick end the rollback."""
+    while deployment.status == "ROLLBACK_IN_PROGRESS":
+        if any(e.rollback and e.current for e in deployment.executions):
+            return
+        if not deployment.rollback_stages:
+            deployment.rollback_done = True
+            return
+        stage = deployment.rollback_stages.pop(0)
+        deployment.stage = stage
+        deployment.touch()
+        for hook in deployment.hooks:
+            if stage in hook["lifecycleStages"]:
+                deployment.executions.append(Execution(deployment, hook, stage, rollback=True))
 
 
 def _undo(deployment: Deployment, status: str) -> None:
     """Stops and deregisters the target's tasks; the deployment ends with `status`."""
     backend, service = deployment.backend, deployment.service
-    for task in _revision_tasks(backend, service, deployment.target):
-        _stop_task(backend, deployment.target, task,
-                   f"Scaling activity initiated by (deployment ecs-svc/{deployment.target.number})")
+    _stop_all(backend, service, deployment.target)
     deployment.test_weight = deployment.production_weight = 0
     deployment.status = status
     deployment.finished = _now()
     deployment.touch()
     _scale(backend, service, _current(service), service.desired_count)
-    _sync_counts(backend, service)
+    ecs_tasks.sync_counts(backend, service)
 
 
 def _start_deployment(backend: Any, service: Any) -> Deployment:
@@ -662,47 +691,55 @@ def _first_revision(backend: Any, service: Any) -> None:
     _deployments(backend)[deployment.arn] = deployment
     service._lg_revision = revision
     service._lg_deployment = deployment
-    _start_tasks(backend, service, revision, service.desired_count)
-    _sync_counts(backend, service)
+    _scale(backend, service, revision, service.desired_count)
+    ecs_tasks.sync_counts(backend, service)
+
+
+def _judge(execution: Execution, response: Any, error: bool) -> tuple[str, str | None]:
+    """Reads a function's output as ECS does: (outcome, why it is invalid). The outcome is
+    ERROR (a function error), INVALID, SUCCEEDED, FAILED or IN_PROGRESS; an IN_PROGRESS
+    output is applied here (hookDetails merged, the next invocation due)."""
+    if error:
+        return "ERROR", None
+    if not isinstance(response, dict):
+        return "INVALID", "the output is not a JSON object"
+    status = response.get("hookStatus")
+    if status in ("SUCCEEDED", "FAILED"):
+        return status, None
+    if status != "IN_PROGRESS":
+        return "INVALID", f"hookStatus {json.dumps(status)} is not SUCCEEDED, FAILED or IN_PROGRESS"
+    delay = response.get("callBackDelay", DEFAULT_CALLBACK_DELAY)
+    details = response.get("hookDetails")
+    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+        return "INVALID", f"callBackDelay {json.dumps(delay)} is not an integer >= 0"
+    if details is not None and not isinstance(details, dict):
+        return "INVALID", "hookDetails is not a JSON object"
+    execution.hook_details.update(details or {})
+    execution.due_at = _now() + delay
+    return "IN_PROGRESS", None
 
 
 def _answer(execution: Execution, response: Any, error: bool) -> str:
-    """Applies a function's output to its execution as ECS does; returns the outcome."""
+    """Applies a function's output to its execution as ECS does; returns the outcome. In
+    a rollback an execution that does not succeed ends FAILED and the rollback goes on."""
     deployment = execution.deployment
-    arn, stage = execution.hook["hookTargetArn"], execution.stage
-    invalid = None
-    if error:
-        execution.status = "FAILED"
-        _roll_back(deployment, f"lifecycle hook {arn} failed (function error) at {stage}")
-        return "ERROR"
-    if not isinstance(response, dict):
-        invalid = "the output is not a JSON object"
-    elif response.get("hookStatus") == "SUCCEEDED":
-        execution.status = "SUCCEEDED"
-        deployment.touch()
+    outcome, invalid = _judge(execution, response, error)
+    deployment.touch()
+    if outcome == "IN_PROGRESS":
+        return outcome
+    execution.status = "SUCCEEDED" if outcome == "SUCCEEDED" else "FAILED"
+    if execution.rollback:
+        _advance_rollback(deployment)
+    elif outcome == "SUCCEEDED":
         _advance(deployment)
-        return "SUCCEEDED"
-    elif response.get("hookStatus") == "FAILED":
-        execution.status = "FAILED"
-        _roll_back(deployment, f"lifecycle hook {arn} returned FAILED at {stage}")
-        return "FAILED"
-    elif response.get("hookStatus") == "IN_PROGRESS":
-        delay = response.get("callBackDelay", DEFAULT_CALLBACK_DELAY)
-        details = response.get("hookDetails")
-        if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-            invalid = f"callBackDelay {json.dumps(delay)} is not an integer >= 0"
-        elif details is not None and not isinstance(details, dict):
-            invalid = "hookDetails is not a JSON object"
-        else:
-            execution.hook_details.update(details or {})
-            execution.due_at = _now() + delay
-            deployment.touch()
-            return "IN_PROGRESS"
     else:
-        invalid = f"hookStatus {json.dumps(response.get('hookStatus'))} is not SUCCEEDED, FAILED or IN_PROGRESS"
-    execution.status = "FAILED"
-    _roll_back(deployment, f"lifecycle hook {arn} returned an invalid response at {stage}: {invalid}")
-    return "INVALID"
+        arn, stage = execution.hook["hookTargetArn"], execution.stage
+        _roll_back(deployment, {
+            "ERROR": f"lifecycle hook {arn} failed (function error) at {stage}",
+            "FAILED": f"lifecycle hook {arn} returned FAILED at {stage}",
+            "INVALID": f"lifecycle hook {arn} returned an invalid response at {stage}: {invalid}",
+        }[outcome])
+    return outcome
 
 
 def _all_deployments() -> list[Deployment]:
@@ -715,28 +752,56 @@ def _all_deployments() -> list[Deployment]:
     ]
 
 
+def _all_services() -> list[Any]:
+    """Every ACTIVE service whose tasks this module runs, in any account and region."""
+    return [
+        service
+        for regions in list(ecs_models.ecs_backends.values())
+        for backend in list(regions.values())
+        for service in list(backend.services.values())
+        if _current(service) is not None and service.status == "ACTIVE"
+    ]
+
+
+def _place_again(service: Any) -> None:
+    """Tries again to start the tasks no container instance could host: the current
+    revision's outside a deployment, the target's from SCALE_UP on."""
+    backend = ecs_models.ecs_backends[service._account_id][service.region_name]
+    deployment = _ongoing(service)
+    if deployment is None and _current(service).unplaced:
+        _scale(backend, service, _current(service), service.desired_count)
+    elif deployment is not None and deployment.status == "IN_PROGRESS" and deployment.target.unplaced:
+        if deployment.stage in STAGES[STAGES.index("SCALE_UP"):]:
+            _scale(backend, service, deployment.target, deployment.target.requested)
+            _advance(deployment)
+    else:
+        return
+    ecs_tasks.sync_counts(backend, service)
+
+
 def _tick() -> None:
-    """Applies hook timeouts and ends rollbacks."""
+    """Applies hook timeouts, ends the rollbacks whose hooks have resolved, and places the
+    tasks that could not be placed before."""
     now = _now()
     with _lock:
         for deployment in _all_deployments():
-            if deployment.status == "ROLLBACK_IN_PROGRESS":
+            if deployment.status == "ROLLBACK_IN_PROGRESS" and deployment.rollback_done:
                 _undo(deployment, "ROLLBACK_SUCCESSFUL")
                 continue
-            if deployment.status != "IN_PROGRESS":
-                continue
             for execution in list(deployment.executions):
-                if execution.status != "IN_PROGRESS" or now < execution.expires_at:
+                if not execution.current or now < execution.expires_at:
                     continue
                 execution.status = "TIMED_OUT"
                 deployment.touch()
-                if execution.hook["timeoutAction"] == "CONTINUE":
+                if execution.rollback:
+                    _advance_rollback(deployment)  # whatever its action: the rollback goes on
+                elif execution.hook["timeoutAction"] == "CONTINUE":
                     _advance(deployment)
                 else:
                     _roll_back(deployment, f"lifecycle hook {execution.hook['hookTargetArn']} "
                                            f"timed out at {execution.stage}")
-                if deployment.status != "IN_PROGRESS":
-                    break
+        for service in _all_services():
+            _place_again(service)
 
 
 def _loop() -> None:
@@ -752,7 +817,6 @@ def _loop() -> None:
 
 _original_create_service = ecs_responses.EC2ContainerServiceResponse.create_service
 _original_update_service = ecs_responses.EC2ContainerServiceResponse.update_service
-_original_list_tasks = ecs_models.EC2ContainerServiceBackend.list_tasks
 
 
 def _managed(service: Any) -> bool:
@@ -810,26 +874,8 @@ def update_service(self: Any) -> ActionResult:
             _start_deployment(backend, service)
         elif ongoing is None:
             _scale(backend, service, _current(service), service.desired_count)
-            _sync_counts(backend, service)
+            ecs_tasks.sync_counts(backend, service)
     return answer
-
-
-def _list_tasks(
-    self: Any,
-    cluster_str: str | None = None,
-    container_instance: str | None = None,
-    family: str | None = None,
-    started_by: str | None = None,
-    service_name: str | None = None,
-    desiredStatus: str | None = None,  # noqa: N803 - moto's name
-) -> list[Any]:
-    """ListTasks with `serviceName` (moto ignores it) and AWS's default desired status."""
-    tasks = _original_list_tasks(self, cluster_str, container_instance, family, started_by, None,
-                                 desiredStatus or "RUNNING")
-    if service_name:
-        group = f"service:{service_name.split('/')[-1]}"
-        tasks = [t for t in tasks if t.group == group]
-    return tasks
 
 
 def _arns_param(self: Any, name: str) -> list[str]:
@@ -914,15 +960,62 @@ def _current_service_revisions(service: Any) -> list[dict[str, Any]] | None:
         ongoing = _ongoing(service)
         if ongoing is not None:
             revisions.append((ongoing.target, ongoing.target.requested))
-        return [
-            {
-                "arn": revision.arn,
-                "requestedTaskCount": requested,
-                "runningTaskCount": len(_revision_tasks(backend, service, revision)),
-                "pendingTaskCount": 0,
-            }
-            for revision, requested in revisions
-        ]
+        answer = []
+        for revision, requested in revisions:
+            running, pending = _counts(backend, service, revision)
+            answer.append({"arn": revision.arn, "requestedTaskCount": requested,
+                           "runningTaskCount": running, "pendingTaskCount": pending})
+        return answer
+
+
+def _deployment_entry(backend: Any, service: Any, revision: Revision, status: str, desired: int,
+                      rollout: str | None = None) -> dict[str, Any]:
+    """The service's `deployments[]` entry of one revision: the tasks it started."""
+    running, pending = _counts(backend, service, revision)
+    entry = {
+        "id": revision.deployment_id,
+        "status": status,
+        "taskDefinition": revision.task_definition,
+        "desiredCount": desired,
+        "pendingCount": pending,
+        "runningCount": running,
+        "failedTasks": 0,
+        "createdAt": _time(revision.created),
+        "updatedAt": _time(revision.updated),
+        "launchType": revision.launch_type,
+        "platformVersion": revision.platform_version,
+        "networkConfiguration": revision.network_configuration,
+        "rolloutState": rollout or ("COMPLETED" if running >= desired else "IN_PROGRESS"),
+    }
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def _service_deployments(service: Any) -> list[dict[str, Any]]:
+    """`deployments[]`: one entry per revision with tasks running or starting, PRIMARY the
+    newest (a blue/green deployment's target; in its rollback, the source again), the
+    others ACTIVE. moto's own list for services this module does not run."""
+    with _lock:
+        current = _current(service)
+        if current is None:
+            return getattr(service, "_lg_moto_deployments", [])
+        backend = ecs_models.ecs_backends[service._account_id][service.region_name]
+        deployment = _ongoing(service)
+        if deployment is None or deployment.target is current:
+            return [_deployment_entry(backend, service, current, "PRIMARY", service.desired_count)]
+        target = deployment.target
+        if deployment.status == "IN_PROGRESS":
+            return [
+                _deployment_entry(backend, service, target, "PRIMARY", target.requested, "IN_PROGRESS"),
+                _deployment_entry(backend, service, current, "ACTIVE", service.desired_count),
+            ]
+        entries = [_deployment_entry(backend, service, current, "PRIMARY", service.desired_count, "IN_PROGRESS")]
+        if sum(_counts(backend, service, target)):
+            entries.append(_deployment_entry(backend, service, target, "ACTIVE", target.requested, "FAILED"))
+        return entries
+
+
+def _keep_moto_deployments(service: Any, value: list[dict[str, Any]]) -> None:
+    service._lg_moto_deployments = value
 
 
 # --- the control surface ----------------------------------------------------------------------
@@ -933,10 +1026,8 @@ def _hand_out() -> list[dict[str, Any]]:
     now = _now()
     invocations = []
     for deployment in _all_deployments():
-        if deployment.status != "IN_PROGRESS":
-            continue
         for execution in deployment.executions:
-            if execution.status != "IN_PROGRESS" or execution.due_at is None or execution.due_at > now:
+            if not execution.current or execution.due_at is None or execution.due_at > now:
                 continue
             execution.due_at = None
             invocations.append(
@@ -997,12 +1088,11 @@ def control(method: str, path: str, body: dict[str, Any]) -> tuple[str, Any] | N
         if path == "/_launch_gate/ecs/settings" and method == "GET":
             return "200 OK", dict(settings)
         if path == "/_launch_gate/ecs/settings" and method == "POST":
-            unknown = set(body) - set(settings)
-            if unknown:
-                return "400 Bad Request", {"error": f"unknown settings: {sorted(unknown)}"}
+            if not isinstance(body, dict):
+                return "400 Bad Request", {"error": "the body must be a JSON object"}
             try:
-                configure(body.get("ecs_hook_minute_seconds"))
-            except (TypeError, ValueError) as err:
+                configure(body)
+            except ValueError as err:
                 return "400 Bad Request", {"error": str(err)}
             return "200 OK", dict(settings)
     return None
@@ -1012,18 +1102,14 @@ _ticker: threading.Thread | None = None
 
 
 def install() -> None:
-    """Patches moto's ECS and starts the deployments' timer thread. Idempotent."""
+    """Patches moto's ECS services and starts the deployments' timer thread (ecs_tasks.py
+    patches the tasks). Idempotent."""
     global _ticker
-    # moto sets an ENI's private DNS name only in a VPC with EnableDnsHostnames, and its
-    # awsvpc tasks read it unconditionally.
-    NetworkInterface.private_dns_name = None
-    ecs_models.Task.__init__ = _task_init
-    ecs_models.Task.last_status = property(_last_status, _original_last_status.fset)
-    ecs_models.EC2ContainerServiceBackend.list_tasks = _list_tasks
     service = ecs_models.Service
     service.deployment_configuration = None
     service.current_service_deployment = property(_current_service_deployment)
     service.current_service_revisions = property(_current_service_revisions)
+    service.deployments = property(_service_deployments, _keep_moto_deployments)
     cls = ecs_responses.EC2ContainerServiceResponse
     cls.create_service = create_service
     cls.update_service = update_service

@@ -43,7 +43,9 @@ with the group's target groups only when `running`. With `target_health.py`, tar
 health is computed by real ELB-style health checks; with `rollouts.py`, the group keeps
 scaling activities (a launch abandoned by `CompleteLifecycleAction` or by the heartbeat
 timeout each with AWS's own wording) and runs instance refreshes; with `ecs_deployments.py`,
-ECS services run tasks and blue/green service deployments with Lambda lifecycle hooks.
+ECS services run tasks and blue/green service deployments with Lambda lifecycle hooks, and
+with `ecs_tasks.py` those tasks get their addresses, container instances, host ports and
+load balancer targets.
 
 It also serves a small control surface for tests under `/_launch_gate/`:
 `GET /_launch_gate/lifecycle-actions` lists every lifecycle action (pending and ended)
@@ -123,6 +125,7 @@ from werkzeug.serving import make_server
 
 import ec2_instances
 import ecs_deployments
+import ecs_tasks
 import iam_simulation
 import rollouts
 import target_health
@@ -658,6 +661,7 @@ def install() -> None:
     # IAM's SimulatePrincipalPolicy (moto has none): `launch-gate doctor` simulates the
     # function's role for the calls the gate makes.
     iam_simulation.install()
+    ecs_tasks.install()
     ecs_deployments.install()
 
 

@@ -24,6 +24,17 @@ ELB's minimum interval is 5 s.
 `running` (a `pending` instance, see `ec2_instances.py`): `InvalidTarget` (HTTP 400) "The
 following targets are not in a running state and cannot be registered: 'i-...'".
 
+A target is an (Id, Port) pair, as ELB has it (API_TargetDescription.html: `Port` is the
+port the target listens on, by default the target group's): one instance can be
+registered several times on different ports (two ECS tasks in bridge network mode on one
+container instance), each pair with its own health. moto keys targets by Id alone (a
+second port replaces the first); here `FakeTargetGroup.targets` is a `Targets` table
+keyed by (Id, Port). `DeregisterTargets` and `DescribeTargetHealth` take the pair, the
+port defaulting to the target group's; `id in targets` with a bare Id says whether the
+Id is registered on any port. An instance target is checked at the instance's private
+IP and its registered port (or the target group's health check port when it is a
+number).
+
 ELB's own trouble, transient on AWS, can be played with `override(arn, state, reason,
 description, count)`: the next `count` `DescribeTargetHealth` answers for that target
 group (-1: until `clear_overrides()`) report that state for every target, whatever the
@@ -43,10 +54,12 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from moto.elbv2 import models as elbv2_models
+from moto.elbv2.exceptions import InvalidTargetError
 
 import ec2_instances
 
@@ -73,7 +86,31 @@ def configure(interval: float | None = None, timeout: float | None = None) -> No
     _settings["timeout"] = timeout
 
 
-def _states(tg: Any) -> dict[str, TargetState]:
+Key = tuple[str, Any]  # (Id, Port)
+
+
+class Targets(OrderedDict):
+    """A target group's registered targets, {(Id, Port): {"Id", "Port"}}. A bare Id is
+    `in` the table when it is registered on any port."""
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return any(k[0] == key for k in self.keys())
+        return super().__contains__(key)
+
+
+def _port(value: Any) -> Any:
+    """A port as a request gives it (int or str), as an int; None stays None."""
+    return None if value is None else int(value)
+
+
+def _key(tg: Any, target: dict[str, Any]) -> Key:
+    """The (Id, Port) of a target description, its port defaulting to the group's."""
+    port = target.get("Port")
+    return target["Id"], _port(tg.port if port is None else port)
+
+
+def _states(tg: Any) -> dict[Key, TargetState]:
     if not hasattr(tg, "_lg_states"):
         tg._lg_states = {}
         tg._lg_draining = {}
@@ -126,11 +163,11 @@ def _check(tg: Any, ip: str, port: int) -> tuple[bool, str | None, str | None]:
     return False, "Target.ResponseCodeMismatch", f"Health checks failed with these codes: [{status}]"
 
 
-def _record(tg: Any, target_id: str, st: TargetState, result: tuple[bool, str | None, str | None]) -> None:
+def _record(tg: Any, key: Key, st: TargetState, result: tuple[bool, str | None, str | None]) -> None:
     passed, reason, description = result
     with _lock:
         st.in_flight = False
-        if target_id not in tg.targets:
+        if key not in tg.targets:
             return
         if passed:
             st.passes += 1
@@ -168,15 +205,15 @@ def _tick() -> None:
             for tg in list(backend.target_groups.values()):
                 states = _states(tg)
                 with _lock:
-                    for target_id, until in list(tg._lg_draining.items()):
+                    for key, until in list(tg._lg_draining.items()):
                         if now >= until:
-                            del tg._lg_draining[target_id]
+                            del tg._lg_draining[key]
                 if not tg.load_balancer_arns or not tg.health_check_enabled:
                     continue
                 interval = _settings["interval"] or float(tg.health_check_interval_seconds)
-                for target_id, target in list(tg.targets.items()):
+                for key, target in list(tg.targets.items()):
                     with _lock:
-                        st = states.setdefault(target_id, TargetState())
+                        st = states.setdefault(key, TargetState())
                         if st.in_flight or now < st.next_check:
                             continue
                         address = _target_address(backend, tg, target)
@@ -186,7 +223,7 @@ def _tick() -> None:
                         st.next_check = now + interval
                     future = _pool.submit(_check, tg, *address)
                     future.add_done_callback(
-                        lambda f, tg=tg, tid=target_id, st=st: _record(tg, tid, st, f.result())
+                        lambda f, tg=tg, key=key, st=st: _record(tg, key, st, f.result())
                     )
 
 
@@ -199,39 +236,63 @@ def _loop() -> None:
         time.sleep(0.05)
 
 
-_original_register = elbv2_models.FakeTargetGroup.register
-_original_deregister = elbv2_models.FakeTargetGroup.deregister
+_original_init = elbv2_models.FakeTargetGroup.__init__
+
+
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _original_init(self, *args, **kwargs)
+    self.targets = Targets()
 
 
 def _register(self: Any, targets: list[dict[str, Any]]) -> None:
     ec2_instances.refuse_not_running(self, targets)
-    _original_register(self, targets)
     with _lock:
         states = _states(self)
         for t in targets:
-            states[t["Id"]] = TargetState()
-            self._lg_draining.pop(t["Id"], None)
+            key = _key(self, t)
+            self.targets[key] = {"Id": key[0], "Port": key[1]}
+            self.deregistered_targets.pop(key[0], None)
+            states[key] = TargetState()
+            self._lg_draining.pop(key, None)
 
 
 def _deregister(self: Any, targets: list[dict[str, Any]]) -> None:
-    _original_deregister(self, targets)
+    keys = [_key(self, t) for t in targets]
+    if any(key not in self.targets for key in keys):
+        raise InvalidTargetError()
     delay = float(self.attributes.get("deregistration_delay.timeout_seconds", 300))
     with _lock:
         states = _states(self)
-        for t in targets:
-            states.pop(t["Id"], None)
-            self._lg_draining[t["Id"]] = time.time() + delay
+        for key in keys:
+            self.deregistered_targets[key[0]] = self.targets.pop(key)
+            states.pop(key, None)
+            self._lg_draining[key] = time.time() + delay
+
+
+def _deregister_terminated_instances(self: Any, instance_ids: list[str]) -> None:
+    for key in [k for k in self.targets if k[0] in instance_ids]:
+        self.terminated_targets[key[0]] = self.targets.pop(key)
+
+
+def _lookup(tg: Any, target: dict[str, Any]) -> Key:
+    """The registered pair a DescribeTargetHealth target names: its port, else the group's,
+    else the Id's only registration."""
+    key = _key(tg, target)
+    if target.get("Port") is None and key not in tg.targets:
+        return next((k for k in tg.targets if k[0] == key[0]), key)
+    return key
 
 
 def _health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
     status = elbv2_models.FakeHealthStatus
     target_id = target["Id"]
-    registered = self.targets.get(target_id)
-    port = (registered or target).get("Port", self.port)
+    key = _lookup(self, target)
+    registered = self.targets.get(key)
+    port = key[1]
     hc_port = self.health_check_port
     with _lock:
-        draining = getattr(self, "_lg_draining", {}).get(target_id)
-        st = _states(self).get(target_id)
+        st = _states(self).get(key)  # makes _lg_draining too
+        draining = self._lg_draining.get(key)
     if registered is None:
         if draining is not None:
             return status(target_id, port, hc_port, "draining", "Target.DeregistrationInProgress",
@@ -309,8 +370,10 @@ def _describe_target_health(self: Any, target_group_arn: str, targets: list[dict
 
 def install() -> None:
     """Patches moto's target groups and starts the checker thread."""
+    elbv2_models.FakeTargetGroup.__init__ = _init
     elbv2_models.FakeTargetGroup.register = _register
     elbv2_models.FakeTargetGroup.deregister = _deregister
+    elbv2_models.FakeTargetGroup.deregister_terminated_instances = _deregister_terminated_instances
     elbv2_models.FakeTargetGroup.health_for = _health_for
     elbv2_models.ELBv2Backend.describe_target_health = _describe_target_health
     threading.Thread(target=_loop, daemon=True, name="elb-health-checker").start()

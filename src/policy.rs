@@ -91,6 +91,65 @@ pub fn evaluate(policy: &HealthPolicy, samples: &[ProbeSample], now: Duration) -
     Verdict::Pending
 }
 
+/// A subject's tally of rounds, for a hold that is answered once per round and called
+/// back (an ECS deployment hook): what [`evaluate`] needs of the samples so far, small
+/// enough to travel between invocations. [`Tally::verdict`] applies the same rule as
+/// [`evaluate`] to the samples the tally stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Tally {
+    /// Consecutive passing rounds, up to now.
+    pub passes: u32,
+    /// Consecutive failing rounds up to now that count toward `unhealthy_threshold`
+    /// (after the grace period, not excused).
+    pub failures: u32,
+}
+
+impl Tally {
+    /// Adds one round's sample.
+    pub fn observe(&mut self, sample: ProbeSample, policy: &HealthPolicy) {
+        if sample.passed {
+            self.passes = self.passes.saturating_add(1);
+            self.failures = 0;
+        } else {
+            self.passes = 0;
+            // A failure that does not count ends the run, as in `evaluate`.
+            self.failures = if sample.excused || sample.at < policy.grace_period {
+                0
+            } else {
+                self.failures.saturating_add(1)
+            };
+        }
+    }
+
+    /// The rule's verdict at `now` for the samples this tally stands for.
+    pub fn verdict(&self, policy: &HealthPolicy, now: Duration) -> Verdict {
+        let sample = |passed| ProbeSample {
+            at: policy.grace_period,
+            passed,
+            excused: false,
+        };
+        let samples: Vec<ProbeSample> = if self.passes > 0 {
+            vec![sample(true); self.passes.min(policy.healthy_threshold.max(1)) as usize]
+        } else {
+            vec![sample(false); self.failures.min(policy.unhealthy_threshold.max(1)) as usize]
+        };
+        match evaluate(policy, &samples, now) {
+            // The run's true length, not the capped one used to evaluate it.
+            Verdict::Abandon(AbandonReason::UnhealthyThreshold { .. }) => {
+                Verdict::Abandon(AbandonReason::UnhealthyThreshold {
+                    consecutive_failures: self.failures,
+                })
+            }
+            Verdict::Abandon(AbandonReason::DeadlineExceeded { .. }) => {
+                Verdict::Abandon(AbandonReason::DeadlineExceeded {
+                    consecutive_passes: self.passes,
+                })
+            }
+            v => v,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +278,29 @@ mod tests {
             evaluate(&p, &samples("-"), Duration::ZERO),
             Verdict::Abandon(_)
         ));
+    }
+
+    #[test]
+    fn a_tally_gives_the_verdict_of_the_samples_it_stands_for() {
+        // Every pattern of the table, observed one sample at a time: the tally's verdict
+        // is evaluate's at every step.
+        for pattern in [
+            "", "+", "+++", "-+++", "----", "--+--", "---+-", "e-e-", "-e--", "++-++",
+        ] {
+            let all = samples(pattern);
+            let mut tally = Tally::default();
+            for (i, s) in all.iter().enumerate() {
+                tally.observe(*s, &POLICY);
+                for now in [s.at, Duration::from_secs(60)] {
+                    let want = evaluate(&POLICY, &all[..=i], now);
+                    let got = tally.verdict(&POLICY, now);
+                    let same = match (want, got) {
+                        (Verdict::Abandon(_), Verdict::Abandon(_)) => true,
+                        (a, b) => a == b,
+                    };
+                    assert!(same, "{pattern} at {i}, {now:?}: {want:?} != {got:?}");
+                }
+            }
+        }
     }
 }

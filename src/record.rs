@@ -259,7 +259,12 @@ pub enum HoldKind {
 pub struct EcsTaskRecord {
     /// `taskArn`.
     pub arn: String,
-    /// Its ENI's private IP.
+    /// How it is reached: `awsvpc` (an IP target) or `host_port` (bridge or host: an
+    /// instance target on a host port).
+    pub network_mode: crate::aws::ecs::NetworkMode,
+    /// Its target in the green target group, `id:port`.
+    pub target: String,
+    /// The address probed: its ENI's private IP, or its container instance's.
     pub private_ip: String,
     /// Consecutive passing rounds.
     pub passes: u32,
@@ -287,6 +292,10 @@ pub struct EcsRecord {
     /// The target group its tasks are registered in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_group_arn: Option<String>,
+    /// The id of the service's deployment that started the green tasks (their
+    /// `startedBy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub green_deployment_id: Option<String>,
     /// `lifecycleStage`.
     pub lifecycle_stage: String,
     /// `executionId`.
@@ -298,6 +307,10 @@ pub struct EcsRecord {
     /// The answer given to ECS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hook_status: Option<crate::event::ecs::HookStatus>,
+    /// The gate's own verdict (`SUCCEEDED` or `FAILED`); differs from `hook_status` only
+    /// in shadow mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::event::ecs::HookStatus>,
 }
 
 /// Everything the gate knows about one lifecycle action it worked on.
@@ -312,13 +325,17 @@ pub struct DecisionRecord {
     pub ecs: Option<EcsRecord>,
     /// The Lambda request id of the invocation that worked on it.
     pub invocation_id: Option<String>,
-    /// `EC2InstanceId`.
+    /// `EC2InstanceId` (empty for an ECS hook: see `ecs`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub instance_id: String,
-    /// `AutoScalingGroupName`.
+    /// `AutoScalingGroupName` (empty for an ECS hook: see `ecs`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub group_name: String,
-    /// `LifecycleHookName`.
+    /// `LifecycleHookName` (empty for an ECS hook: see `ecs`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub hook_name: String,
-    /// `LifecycleTransition`.
+    /// `LifecycleTransition` (empty for an ECS hook: see `ecs`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub transition: String,
     /// `Origin` (EventBridge only).
     pub origin: Option<Location>,
@@ -439,22 +456,16 @@ impl DecisionRecord {
         }
     }
 
-    /// A record for an ECS lifecycle hook invocation: the service in `group_name`, the
-    /// deployment's id in `instance_id`, the stage in `transition`, and the deployment in
-    /// `ecs`.
+    /// A record for an ECS lifecycle hook invocation: the cluster, service, deployment and
+    /// stage in `ecs`, the Auto Scaling fields empty.
     pub fn for_ecs(inv: &crate::event::ecs::EcsHookInvocation) -> Self {
         let (cluster, service) = inv.cluster_and_service().unwrap_or_default();
         let claim = LifecycleAction {
             token: None,
-            group_name: service.to_owned(),
-            hook_name: "ecs-deployment-lifecycle-hook".to_owned(),
-            instance_id: inv
-                .deployment_arn
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            transition: inv.lifecycle_stage.clone(),
+            group_name: String::new(),
+            hook_name: String::new(),
+            instance_id: String::new(),
+            transition: String::new(),
             notification_metadata: None,
             origin: None,
             destination: None,
@@ -470,11 +481,13 @@ impl DecisionRecord {
                 revision_arn: inv.target_revision_arn.clone(),
                 revision_task_definition: None,
                 target_group_arn: None,
+                green_deployment_id: None,
                 lifecycle_stage: inv.lifecycle_stage.clone(),
                 execution_id: inv.execution_id.clone(),
                 requested_tasks: 0,
                 tasks: Vec::new(),
                 hook_status: None,
+                verdict: None,
             }),
             ..Self::new(&claim)
         }
@@ -510,14 +523,28 @@ impl DecisionRecord {
     /// or the outcome when nothing was sent (`handed_off`, ...); `Cause` is the cause
     /// code, or `none`; `Baseline` is [`BaselineStatus`] (`passed`, `failed`, `none`).
     pub fn metrics(&self, timestamp_ms: u64) -> serde_json::Value {
-        let verdict = match (self.outcome, self.result) {
-            (Outcome::Completed, Some(r)) => r.as_str().to_owned(),
-            (outcome, _) => serde_json::to_value(outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+        let (verdict, gate_verdict, subject_key, subject) = match &self.ecs {
+            // An ECS hook: the answer ECS read, the gate's own verdict, by service.
+            Some(e) => (
+                match (self.outcome, e.hook_status) {
+                    (Outcome::Completed, Some(s)) => word(&s),
+                    (outcome, _) => word(&outcome),
+                },
+                e.verdict.map_or_else(|| "none".to_owned(), |v| word(&v)),
+                "EcsService",
+                format!("{}/{}", e.cluster, e.service),
+            ),
+            None => (
+                match (self.outcome, self.result) {
+                    (Outcome::Completed, Some(r)) => r.as_str().to_owned(),
+                    (outcome, _) => word(&outcome),
+                },
+                self.verdict.map_or("none", |v| v.as_str()).to_owned(),
+                "AutoScalingGroupName",
+                self.group_name.clone(),
+            ),
         };
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
@@ -525,7 +552,7 @@ impl DecisionRecord {
                     "Dimensions": [
                         ["Verdict"],
                         ["Verdict", "Cause"],
-                        ["AutoScalingGroupName", "Verdict"],
+                        [subject_key, "Verdict"],
                         ["Mode", "GateVerdict"],
                         ["Verdict", "Baseline"],
                     ],
@@ -539,15 +566,24 @@ impl DecisionRecord {
             "Verdict": verdict,
             "Cause": self.cause.as_ref().map_or("none", |c| c.code),
             // The gate's own verdict: in shadow mode it differs from what was sent.
-            "GateVerdict": self.verdict.map_or("none", |v| v.as_str()),
+            "GateVerdict": gate_verdict,
             "Mode": self.mode.map_or("none", |m| m.as_str()),
             "Baseline": self.baseline.as_ref().map_or("none", |b| b.status.as_str()),
-            "AutoScalingGroupName": self.group_name,
             "Decisions": 1,
             "TimeToDecision": self.time_to_decision_ms,
             "ProbesPerDecision": self.probe_count,
-            "InstanceId": self.instance_id,
-        })
+        });
+        if let Some(map) = doc.as_object_mut() {
+            map.insert(subject_key.to_owned(), serde_json::Value::String(subject));
+            match &self.ecs {
+                Some(e) => map.insert(
+                    "ServiceDeploymentArn".to_owned(),
+                    e.deployment_arn.clone().into(),
+                ),
+                None => map.insert("InstanceId".to_owned(), self.instance_id.clone().into()),
+            };
+        }
+        doc
     }
 }
 
@@ -562,6 +598,14 @@ pub fn body_snippet(body: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     cleaned.chars().take(300).collect()
+}
+
+/// Serde's word for a unit variant (`Completed` is `completed`, `Succeeded` `SUCCEEDED`).
+fn word<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ impl Function {
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),
             )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "launch-gate")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_ENDPOINT_URL", emulator_url)
@@ -59,6 +59,8 @@ impl Function {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The ECS world's cluster.
+            .env("LAUNCH_GATE_ECS_SERVICES", "shop/*")
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -184,8 +186,12 @@ async fn an_ecs_deployment_is_gated_through_the_runtime_api() {
     let deployment = world.deploy(2).await;
     let mut statuses = Vec::new();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !statuses.contains(&"SUCCEEDED".to_owned()) {
-        assert!(std::time::Instant::now() < until, "{statuses:?}");
+    while !statuses.iter().any(|s| s == "SUCCEEDED" || s == "FAILED") {
+        assert!(
+            std::time::Instant::now() < until,
+            "{statuses:?} {:?}",
+            function.records().last().map(|r| r["reason"].clone())
+        );
         let url = world.emulator.url.clone();
         let due = common::http_get_json(&format!("{url}/_launch_gate/ecs/hook-invocations"));
         for invocation in due.as_array().cloned().unwrap_or_default() {
@@ -204,9 +210,23 @@ async fn an_ecs_deployment_is_gated_through_the_runtime_api() {
         .ended(&deployment, std::time::Duration::from_secs(30))
         .await;
     assert_eq!(ended.status().map(|s| s.as_str()), Some("SUCCESSFUL"));
+    // The sample invocation names a deployment ECS does not know: refused, nothing probed.
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../events/ecs-hook.json")).unwrap();
+    let answer = function.invoke(&sample);
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
     let records = function.records();
     assert!(
         records.iter().all(|r| r["hold"] == "ecs_deployment_hook"),
         "{records:?}"
+    );
+    let last = records.last().unwrap();
+    assert_eq!(last["probe_count"], 0);
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ECS does not know the service deployment"),
+        "{last}"
     );
 }

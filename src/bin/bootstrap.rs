@@ -5,6 +5,7 @@
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use launch_gate::aws::sdk::SdkAws;
 use launch_gate::config::GateConfig;
+use launch_gate::gate::ecs::Invoked;
 use launch_gate::gate::{Gate, GateError};
 use launch_gate::probe::HttpProber;
 use launch_gate::time::invocation_deadline;
@@ -29,18 +30,27 @@ async fn main() -> Result<(), Error> {
     let config = GateConfig::from_env()
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = launch_gate::aws::sdk::load_config(None).await;
-    let aws = SdkAws::new(&sdk).with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok();
+    let aws = SdkAws::new(&sdk).with_function_name(name.clone());
     let gate = Gate::new(config, HttpProber::new(), aws);
     let gate = &gate;
+    let name = &name;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = invocation_deadline(event.context.deadline);
-        gate.respond(
-            &event.payload,
-            Some(deadline),
-            Some(&event.context.request_id),
-        )
-        .await
-        .map_err(Failed)
+        // Lambda gives the ARN it was invoked by; an emulated runtime may give no ARN, and
+        // then the function's name stands for it.
+        let arn = &event.context.invoked_function_arn;
+        let function_arn = if arn.starts_with("arn:") {
+            Some(arn.as_str())
+        } else {
+            name.as_deref()
+        };
+        let invoked = Invoked {
+            function_arn,
+            request_id: Some(&event.context.request_id),
+            deadline: Some(deadline),
+        };
+        gate.respond(&event.payload, invoked).await.map_err(Failed)
     }))
     .await
 }

@@ -122,6 +122,11 @@ pub struct GateConfig {
     /// The launch lifecycle hooks the gate serves, on every path (events, hand-overs, the
     /// sweep). Another launch hook on a served group is never completed.
     pub hook_names: Vec<String>,
+    /// The ECS services whose blue/green deployment lifecycle hooks the gate answers, as
+    /// `cluster/service` (`cluster/*`: every service of the cluster). None by default: an
+    /// ECS hook invocation for a service not listed is refused before anything is read
+    /// or probed.
+    pub ecs_services: Vec<String>,
     /// A target group attached to a listener that no production request reaches: the gate
     /// registers the instance there and waits for the load balancer's own verdict.
     pub validation_target_group_arn: Option<String>,
@@ -168,6 +173,7 @@ impl Default for GateConfig {
             group_name_prefixes: Vec::new(),
             group_tag: None,
             hook_names: vec!["launch-gate".to_owned()],
+            ecs_services: Vec::new(),
             event_bus: Some("default".to_owned()),
             breaker_action: BreakerAction::Suspend,
             breaker_abandons: 3,
@@ -199,6 +205,7 @@ const ENV_ONLY: &[&str] = &[
     "group_name_prefixes",
     "group_tag",
     "hook_names",
+    "ecs_services",
     "event_bus",
     "breaker_action",
 ];
@@ -434,6 +441,17 @@ impl GateConfig {
                 }
                 self.hook_names = names;
             }
+            "ecs_services" => {
+                let names = comma_names(v)?;
+                if let Some(bad) = names.iter().find(|n| {
+                    !matches!(n.split_once('/'), Some((c, s)) if !c.is_empty() && !s.is_empty() && !s.contains('/'))
+                }) {
+                    return Err(format!(
+                        "{bad:?} is not cluster/service (or cluster/* for every service of the cluster)"
+                    ));
+                }
+                self.ecs_services = names;
+            }
             "baseline" => {
                 self.baseline = match v {
                     "on" | "true" => true,
@@ -537,6 +555,17 @@ impl GateConfig {
     /// launch hook on the same group (CodeDeploy's, a bootstrap hook) belongs to someone else.
     pub fn serves_hook(&self, group_name: &str, hook_name: &str) -> bool {
         self.serving(group_name) != Serving::No && self.hook_names.iter().any(|h| h == hook_name)
+    }
+
+    /// Whether the gate answers the deployment lifecycle hooks of the ECS service
+    /// `service` in `cluster` (names, as in their ARNs): listed in `ecs_services` by name
+    /// or by `cluster/*`.
+    pub fn serves_ecs_service(&self, cluster: &str, service: &str) -> bool {
+        self.ecs_services.iter().any(|entry| {
+            entry
+                .split_once('/')
+                .is_some_and(|(c, s)| c == cluster && (s == "*" || s == service))
+        })
     }
 
     /// The serving tag's key and value.

@@ -152,6 +152,13 @@ pub const SETTINGS: &[Setting] = &[
         doc: "the launch lifecycle hooks served, on every path: events, hand-overs, the sweep",
     },
     Setting {
+        key: "ecs_services",
+        env: "LAUNCH_GATE_ECS_SERVICES",
+        unit: "cluster/service, comma-separated; function only",
+        default: "(none)",
+        doc: "the ECS services whose blue/green deployment lifecycle hooks are answered; cluster/* serves every service of a cluster",
+    },
+    Setting {
         key: "target_group_checks",
         env: "LAUNCH_GATE_TARGET_GROUP_CHECKS",
         unit: "on | off",

@@ -228,6 +228,15 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_event_is_read() {
+        let e: Value = serde_json::from_str(include_str!("../../events/ecs-hook.json")).unwrap();
+        assert!(is_ecs_hook(&e));
+        let i = parse(&e).unwrap();
+        assert_eq!(i.cluster_and_service(), Some(("shop", "web")));
+        assert!(i.is_served_stage());
+    }
+
+    #[test]
     fn the_earlier_flat_shape_and_a_string_hook_details_are_read() {
         let mut e = documented();
         let details = e["executionDetails"].take();

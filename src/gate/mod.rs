@@ -37,7 +37,7 @@ use crate::time::{epoch_millis, epoch_seconds, instant_of};
 pub mod baseline;
 mod clock;
 mod decide;
-mod ecs;
+pub mod ecs;
 mod hold;
 mod resolve;
 mod sweep;
@@ -107,6 +107,9 @@ pub struct Gate<P, A> {
     config: GateConfig,
     prober: P,
     aws: A,
+    /// The gate's own function ARN, when the invocation does not say it (in-process
+    /// callers): an ECS service's lifecycle hook must name it.
+    function_arn: Option<String>,
 }
 
 impl<P: Prober, A: Aws> Gate<P, A> {
@@ -116,7 +119,17 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             config,
             prober,
             aws,
+            function_arn: None,
         }
+    }
+
+    /// This gate, knowing its own function ARN (`arn:aws:lambda:...:function:name`, with
+    /// a qualifier when invoked through one) for invocations whose context does not carry
+    /// it. An ECS lifecycle hook is answered only when the service's configuration names
+    /// this function.
+    pub fn with_function_arn(mut self, arn: impl Into<String>) -> Self {
+        self.function_arn = Some(arn.into());
+        self
     }
 
     /// Handles one Lambda event: parses it, logs and skips what is not a launch, and
