@@ -287,33 +287,36 @@ pub async fn against_baseline<P: Prober, A: Instances + AutoScalingGroups>(
     Ok(report)
 }
 
-/// The running tasks of the ECS service `service` in `cluster`, on their ENI's private
-/// IP (never link-local): `ListTasks`, `DescribeTasks`.
+/// The running tasks of the ECS service `service` in `cluster`, each where the gate
+/// reaches it: its ENI's private IP (awsvpc), or its container instance's private IP and
+/// the host port `health_port` is published on (bridge, host). `ListTasks`,
+/// `DescribeTasks`, and for tasks on container instances `DescribeContainerInstances` and
+/// `DescribeInstances`.
 ///
 /// # Errors
-/// [`ChecksError::Usage`] when the service has no running task with a private IP;
-/// [`ChecksError::Aws`] when ECS cannot be read.
-pub async fn ecs_service_tasks<A: crate::aws::ecs::EcsDeployments>(
+/// [`ChecksError::Usage`] when the service has no running task the gate can reach;
+/// [`ChecksError::Aws`] when ECS or EC2 cannot be read.
+pub async fn ecs_service_tasks<A: crate::aws::ecs::EcsDeployments + crate::aws::Instances>(
     aws: &A,
     cluster: &str,
     service: &str,
-) -> Result<Vec<(crate::aws::ecs::TaskView, IpAddr)>, ChecksError> {
-    let tasks: Vec<_> = aws
-        .service_tasks(cluster, service)
-        .await?
-        .into_iter()
+    health_port: u16,
+) -> Result<Vec<crate::aws::ecs::TaskTarget>, ChecksError> {
+    let tasks = aws.service_tasks(cluster, service).await?;
+    let running: Vec<_> = tasks
+        .iter()
         .filter(|t| t.last_status == "RUNNING")
-        .filter_map(|t| {
-            let ip = t
-                .private_ip
-                .filter(|ip| !crate::probe::is_link_local(*ip))?;
-            Some((t, ip))
-        })
         .collect();
-    if tasks.is_empty() {
+    let entry = crate::aws::ecs::LoadBalancerEntry {
+        container_port: Some(health_port),
+        ..Default::default()
+    };
+    let targets =
+        crate::aws::ecs::task_targets(aws, cluster, &running, &entry, health_port).await?;
+    if targets.is_empty() {
         return Err(ChecksError::Usage(format!(
-            "the ECS service {cluster}/{service} has no running task with a private IP"
+            "the ECS service {cluster}/{service} has no running task with a private IP (awsvpc) or a host port for container port {health_port} (bridge, host)"
         )));
     }
-    Ok(tasks)
+    Ok(targets)
 }

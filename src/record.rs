@@ -613,6 +613,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ecs_hooks_metrics_are_by_service() {
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../events/ecs-hook.json")).unwrap();
+        let inv = crate::event::ecs::parse(&event).unwrap();
+        let mut r = DecisionRecord::for_ecs(&inv);
+        r.outcome = Outcome::Completed;
+        r.mode = Some(crate::config::Mode::Shadow);
+        if let Some(e) = r.ecs.as_mut() {
+            e.hook_status = Some(crate::event::ecs::HookStatus::Succeeded);
+            e.verdict = Some(crate::event::ecs::HookStatus::Failed);
+        }
+        let m = r.metrics(0);
+        let directive = &m["_aws"]["CloudWatchMetrics"][0];
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for d in set.as_array().unwrap() {
+                assert!(m[d.as_str().unwrap()].is_string(), "{d}");
+            }
+        }
+        assert_eq!(m["EcsService"], "shop/web");
+        assert!(m.get("AutoScalingGroupName").is_none());
+        assert_eq!(
+            (m["Verdict"].as_str(), m["GateVerdict"].as_str()),
+            (Some("SUCCEEDED"), Some("FAILED"))
+        );
+        // the record names the service and deployment in its own fields, not the group's
+        let record = serde_json::to_value(&r).unwrap();
+        assert!(record.get("group_name").is_none(), "{record}");
+        assert_eq!(record["ecs"]["service"], "web");
+    }
+
+    #[test]
     fn metrics_are_embedded_metric_format() {
         let event: serde_json::Value =
             serde_json::from_str(include_str!("../events/launch.json")).unwrap();

@@ -522,6 +522,89 @@ async fn bridge_mode_tasks_are_checked_on_their_instance_and_host_port() {
             );
         }
     }
+    // From a terminal: each running task on its instance's IP and host port.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+        .args(["probe", "--ecs-service", "shop/web", "--json", "--port"])
+        .arg(world.port.to_string())
+        .env("AWS_ENDPOINT_URL", &world.emulator.url)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    let tasks = doc["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "{doc}");
+    assert!(
+        tasks.iter().all(|t| t["port"] != json!(world.port)),
+        "host ports, not the container port: {doc}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn traffic_shift_hooks_pass_and_a_rollback_is_never_held_up() {
+    // The gate's hook also runs at both traffic shifts. Revision 2 is healthy: the shifts
+    // are answered SUCCEEDED (nothing to check there). Revision 3 fails at POST_SCALE_UP:
+    // ECS invokes the traffic-shift hooks again during the rollback, and the gate answers
+    // them SUCCEEDED, whichever contract.
+    use aws_sdk_ecs::types::DeploymentLifecycleHookStage as Stage;
+    let world = EcsWorld::start_with(
+        EcsOptions {
+            stages: vec![
+                Stage::PostScaleUp,
+                Stage::TestTrafficShift,
+                Stage::ProductionTrafficShift,
+            ],
+            ..EcsOptions::default()
+        },
+        |revision: u32, _| {
+            Some(if revision == 3 {
+                AppSetup::allowing("shop.example.com")
+            } else {
+                AppSetup::default()
+            })
+        },
+        true,
+    )
+    .await;
+    for (contract, revision) in EcsWorld::each_contract() {
+        let (deployment, ended) = deploy(&world, contract, revision).await;
+        let answers = world.answers(&deployment);
+        let at = |stage: &str| -> Vec<String> {
+            answers
+                .iter()
+                .filter(|a| a.stage == stage)
+                .map(|a| {
+                    a.response["hookStatus"]
+                        .as_str()
+                        .unwrap_or("none")
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(at("TEST_TRAFFIC_SHIFT"), ["SUCCEEDED"], "{answers:#?}");
+        assert_eq!(
+            at("PRODUCTION_TRAFFIC_SHIFT"),
+            ["SUCCEEDED"],
+            "{answers:#?}"
+        );
+        if revision == 2 {
+            assert_eq!(status(&ended), "SUCCESSFUL", "{contract:?}");
+        } else {
+            assert_eq!(status(&ended), "ROLLBACK_SUCCESSFUL", "{contract:?}");
+            assert_eq!(
+                at("POST_SCALE_UP").last().map(String::as_str),
+                Some("FAILED")
+            );
+            let shift = answers
+                .iter()
+                .find(|a| a.stage == "TEST_TRAFFIC_SHIFT")
+                .unwrap();
+            assert!(
+                shift.reason.contains("ROLLBACK_IN_PROGRESS"),
+                "{}",
+                shift.reason
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

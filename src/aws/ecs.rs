@@ -2,17 +2,17 @@
 //! its tasks and the container instances they run on. Every answer is ECS's, never the
 //! invocation's.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{AwsError, TargetHealth};
+use super::{AwsError, Instances, TargetHealth};
 
 /// A service deployment's `status`, as `DescribeServiceDeployments` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DeploymentStatus {
     /// `PENDING`: not started yet.
     Pending,
@@ -20,11 +20,12 @@ pub enum DeploymentStatus {
     InProgress,
     /// `SUCCESSFUL`.
     Successful,
-    /// `STOPPED`, `STOP_REQUESTED`: superseded or stopped.
-    Stopped,
+    /// `STOPPED`, `STOP_REQUESTED`: superseded or stopped (ECS's word kept).
+    Stopped(String),
     /// `ROLLBACK_REQUESTED`, `ROLLBACK_IN_PROGRESS`, `ROLLBACK_SUCCESSFUL`,
-    /// `ROLLBACK_FAILED`: a rollback, which the gate never stands in the way of.
-    RollingBack,
+    /// `ROLLBACK_FAILED`: a rollback, which the gate never stands in the way of (ECS's
+    /// word kept).
+    RollingBack(String),
     /// Missing, or a status this gate does not know: never a reason to pass.
     Unknown(String),
 }
@@ -36,11 +37,11 @@ impl DeploymentStatus {
             "PENDING" => Self::Pending,
             "IN_PROGRESS" => Self::InProgress,
             "SUCCESSFUL" => Self::Successful,
-            "STOPPED" | "STOP_REQUESTED" => Self::Stopped,
-            "ROLLBACK_REQUESTED"
+            s @ ("STOPPED" | "STOP_REQUESTED") => Self::Stopped(s.to_owned()),
+            s @ ("ROLLBACK_REQUESTED"
             | "ROLLBACK_IN_PROGRESS"
             | "ROLLBACK_SUCCESSFUL"
-            | "ROLLBACK_FAILED" => Self::RollingBack,
+            | "ROLLBACK_FAILED") => Self::RollingBack(s.to_owned()),
             other => Self::Unknown(other.to_owned()),
         }
     }
@@ -48,17 +49,13 @@ impl DeploymentStatus {
 
 impl std::fmt::Display for DeploymentStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unknown(s) if s.is_empty() => f.write_str("(no status)"),
-            Self::Unknown(s) => f.write_str(s),
-            other => f.write_str(
-                serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .as_deref()
-                    .unwrap_or("?"),
-            ),
-        }
+        f.write_str(match self {
+            Self::Pending => "PENDING",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Successful => "SUCCESSFUL",
+            Self::Unknown(s) if s.is_empty() => "(no status)",
+            Self::Stopped(s) | Self::RollingBack(s) | Self::Unknown(s) => s,
+        })
     }
 }
 
@@ -218,6 +215,134 @@ pub struct TargetEntry {
     pub health: TargetHealth,
 }
 
+/// A task as its load balancer sees it, and where the gate reaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskTarget {
+    /// `taskArn`.
+    pub task_arn: String,
+    /// How it is reached.
+    pub mode: NetworkMode,
+    /// The target's `Id` in the target group: the task's IP (awsvpc) or the container
+    /// instance's EC2 instance id (bridge, host).
+    pub target_id: String,
+    /// The target's `Port`: the container port (awsvpc) or the host port (bridge, host).
+    pub target_port: u16,
+    /// The address probed: the task's IP, or the container instance's private IP.
+    pub ip: IpAddr,
+    /// The port the deep health check goes to: `health_port` itself (awsvpc), or the host
+    /// port it is published on (bridge, host).
+    pub health_port: Result<u16, String>,
+}
+
+impl TaskTarget {
+    /// `Host` as the load balancer sends it to this target: `<ip>:<port>`.
+    pub fn host(&self) -> String {
+        SocketAddr::new(self.ip, self.target_port).to_string()
+    }
+}
+
+/// Each running task's target: its ENI's IP (awsvpc), or its container instance's private
+/// IP and the host port its load-balanced container port is published on (bridge, host).
+/// A task with neither is left out (it is not a target yet).
+///
+/// # Errors
+/// [`AwsError`] when ECS or EC2 cannot be read.
+pub async fn task_targets<A: EcsDeployments + Instances>(
+    aws: &A,
+    cluster: &str,
+    tasks: &[&TaskView],
+    lb: &LoadBalancerEntry,
+    health_port: u16,
+) -> Result<Vec<TaskTarget>, AwsError> {
+    let Some(container_port) = lb.container_port else {
+        return Ok(Vec::new());
+    };
+    let on_instances: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.private_ip.is_none())
+        .filter_map(|t| t.container_instance_arn.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut instance_of = BTreeMap::new();
+    let mut ip_of = BTreeMap::new();
+    if !on_instances.is_empty() {
+        instance_of.extend(aws.container_instances(cluster, &on_instances).await?);
+        let ids: Vec<String> = instance_of.values().cloned().collect();
+        for (id, info) in aws.describe_instances(&ids).await? {
+            if let Some(ip) = info
+                .private_ip
+                .filter(|ip| !crate::probe::is_link_local(*ip))
+            {
+                ip_of.insert(id, ip);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for t in tasks {
+        if let Some(ip) = t.private_ip.filter(|ip| !crate::probe::is_link_local(*ip)) {
+            found.push(TaskTarget {
+                task_arn: t.arn.clone(),
+                mode: NetworkMode::Awsvpc,
+                target_id: ip.to_string(),
+                target_port: container_port,
+                ip,
+                health_port: Ok(health_port),
+            });
+            continue;
+        }
+        let Some(instance) = t
+            .container_instance_arn
+            .as_ref()
+            .and_then(|arn| instance_of.get(arn))
+        else {
+            continue;
+        };
+        let Some(ip) = ip_of.get(instance) else {
+            continue;
+        };
+        let bound = |port: u16| {
+            t.bindings
+                .iter()
+                .find(|b| {
+                    b.container_port == port
+                        && lb
+                            .container_name
+                            .as_ref()
+                            .is_none_or(|n| n == &b.container_name)
+                })
+                .or_else(|| t.bindings.iter().find(|b| b.container_port == port))
+                .map(|b| b.host_port)
+        };
+        let Some(target_port) = bound(container_port) else {
+            continue;
+        };
+        found.push(TaskTarget {
+            task_arn: t.arn.clone(),
+            mode: NetworkMode::HostPort,
+            target_id: instance.clone(),
+            target_port,
+            ip: *ip,
+            health_port: bound(health_port).ok_or_else(|| {
+                format!(
+                    "health_port {health_port} is not published by task {} (its network bindings: {}); with bridge or host networking set health_port to a container port the task publishes, such as the load balancer's {container_port}",
+                    t.arn,
+                    if t.bindings.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        t.bindings
+                            .iter()
+                            .map(|b| format!("{}->{}", b.container_port, b.host_port))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )
+            }),
+        });
+    }
+    Ok(found)
+}
+
 /// ECS: `DescribeServices`, `DescribeServiceDeployments`, `DescribeServiceRevisions`,
 /// `ListTasks`, `DescribeTasks`, `DescribeContainerInstances`; and ELB's
 /// `DescribeTargetHealth` of a whole target group.
@@ -342,7 +467,7 @@ mod tests {
         );
         assert_eq!(
             DeploymentStatus::parse(Some("ROLLBACK_IN_PROGRESS")),
-            DeploymentStatus::RollingBack
+            DeploymentStatus::RollingBack("ROLLBACK_IN_PROGRESS".into())
         );
         assert_eq!(
             DeploymentStatus::parse(None),

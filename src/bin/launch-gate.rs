@@ -274,7 +274,8 @@ fn probe_config(args: &ProbeArgs) -> Result<GateConfig, Failure> {
         .map_err(|e| Failure::Config(e.to_string().replace("NotificationMetadata key", "option")))
 }
 
-/// `--ecs-service CLUSTER/SERVICE`: the deep health check of each running task.
+/// `--ecs-service CLUSTER/SERVICE`: the deep health check of each running task, on its
+/// ENI's IP (awsvpc) or its container instance's IP and host port (bridge, host).
 async fn probe_ecs_service(
     args: &ProbeArgs,
     config: &GateConfig,
@@ -289,7 +290,7 @@ async fn probe_ecs_service(
         )));
     };
     let aws = sdk(args.region.clone()).await;
-    let tasks = checks::ecs_service_tasks(&aws, cluster, name)
+    let tasks = checks::ecs_service_tasks(&aws, cluster, name, config.health_port)
         .await
         .map_err(|e| match e {
             ChecksError::Usage(message) => Failure::Config(message),
@@ -298,14 +299,20 @@ async fn probe_ecs_service(
     let prober = HttpProber::new();
     let mut healthy = true;
     let mut report = Vec::new();
-    for (task, ip) in &tasks {
-        let results = checks::run_once(&prober, config, *ip, Vec::new()).await;
+    for task in &tasks {
+        let ip = task.ip;
+        let port = task.health_port.clone().map_err(Failure::Config)?;
+        let config = GateConfig {
+            health_port: port,
+            ..config.clone()
+        };
+        let results = checks::run_once(&prober, &config, ip, Vec::new()).await;
         healthy &= results.iter().all(|r| r.passed);
         if !args.json {
-            println!("task {} ({ip}):", task.arn);
+            println!("task {} ({ip}:{port}):", task.task_arn);
             print_text(results.iter().all(|r| r.passed), &results);
         }
-        report.push(json!({"task": task.arn, "ip": ip, "checks": results}));
+        report.push(json!({"task": task.task_arn, "ip": ip, "port": port, "checks": results}));
     }
     if args.json {
         println!("{}", json!({"healthy": healthy, "tasks": report}));

@@ -4,45 +4,19 @@
 //! each one's target, in every network mode.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
 pub use crate::aws::ecs::NetworkMode;
 use crate::aws::ecs::{
-    EcsDeployments, LoadBalancerEntry, ServiceRevisionView, ServiceView, TargetEntry, TaskView,
+    EcsDeployments, LoadBalancerEntry, ServiceRevisionView, ServiceView, TargetEntry, TaskTarget,
+    TaskView, task_targets,
 };
 use crate::aws::{AwsError, Instances, TargetHealth};
 
 /// At most this many green tasks are checked: a deployment of more is refused with a
 /// clear `FAILED`, never checked in part.
 pub const MAX_TASKS: usize = 100;
-
-/// A green task as the load balancer sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GreenTarget {
-    /// `taskArn`.
-    pub task_arn: String,
-    /// How it is reached.
-    pub mode: NetworkMode,
-    /// The target's `Id` in the target group: the task's IP (awsvpc) or the container
-    /// instance's EC2 instance id (bridge, host).
-    pub target_id: String,
-    /// The target's `Port`: the container port (awsvpc) or the host port (bridge, host).
-    pub target_port: u16,
-    /// The address probed: the task's IP, or the container instance's private IP.
-    pub ip: IpAddr,
-    /// The port the deep health check goes to: `health_port` itself (awsvpc), or the host
-    /// port it is published on (bridge, host).
-    pub health_port: Result<u16, String>,
-}
-
-impl GreenTarget {
-    /// `Host` as the load balancer sends it to this target: `<ip>:<port>`.
-    pub fn host(&self) -> String {
-        SocketAddr::new(self.ip, self.target_port).to_string()
-    }
-}
 
 /// What ECS and ELB show of the green tasks now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -56,7 +30,7 @@ pub struct Green {
     /// Every task the green deployment started, by `lastStatus`.
     pub by_status: BTreeMap<String, u32>,
     /// Running green tasks registered in the green target group, with their health there.
-    pub registered: Vec<(GreenTarget, TargetHealth)>,
+    pub registered: Vec<(TaskTarget, TargetHealth)>,
     /// Running green tasks that are not (yet) registered there.
     pub unregistered: Vec<String>,
     /// Why no green task can be found at all, when none can.
@@ -159,7 +133,7 @@ pub async fn read<A: EcsDeployments + Instances>(
             container_port: Some(health_port),
             ..LoadBalancerEntry::default()
         };
-        for t in targets(aws, cluster, &running, &headless, health_port).await? {
+        for t in task_targets(aws, cluster, &running, &headless, health_port).await? {
             let health = TargetHealth {
                 state: "unused".into(),
                 reason: None,
@@ -174,7 +148,7 @@ pub async fn read<A: EcsDeployments + Instances>(
         }
         return Ok(green);
     };
-    let targets = targets(aws, cluster, &running, lb, health_port).await?;
+    let targets = task_targets(aws, cluster, &running, lb, health_port).await?;
     // The target group: ECS's answer, else the one of the two that holds the green tasks.
     let candidates: Vec<(&str, &'static str)> = match &revision.resolved_target_group_arn {
         Some(arn) => vec![(arn.as_str(), "resolvedConfiguration")],
@@ -221,112 +195,10 @@ pub async fn read<A: EcsDeployments + Instances>(
     Ok(green)
 }
 
-fn find<'a>(entries: &'a [TargetEntry], t: &GreenTarget) -> Option<&'a TargetEntry> {
+fn find<'a>(entries: &'a [TargetEntry], t: &TaskTarget) -> Option<&'a TargetEntry> {
     entries
         .iter()
         .find(|e| e.id == t.target_id && e.port.is_none_or(|p| p == t.target_port))
-}
-
-/// Each running task's target: its ENI's IP (awsvpc), or its container instance's private
-/// IP and the host port its load-balanced container port is published on (bridge, host).
-/// A task with neither is left out (it is not a target yet).
-///
-/// # Errors
-/// [`AwsError`] when ECS or EC2 cannot be read.
-pub async fn targets<A: EcsDeployments + Instances>(
-    aws: &A,
-    cluster: &str,
-    tasks: &[&TaskView],
-    lb: &LoadBalancerEntry,
-    health_port: u16,
-) -> Result<Vec<GreenTarget>, AwsError> {
-    let Some(container_port) = lb.container_port else {
-        return Ok(Vec::new());
-    };
-    let on_instances: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.private_ip.is_none())
-        .filter_map(|t| t.container_instance_arn.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut instance_of = BTreeMap::new();
-    let mut ip_of = BTreeMap::new();
-    if !on_instances.is_empty() {
-        instance_of.extend(aws.container_instances(cluster, &on_instances).await?);
-        let ids: Vec<String> = instance_of.values().cloned().collect();
-        for (id, info) in aws.describe_instances(&ids).await? {
-            if let Some(ip) = info
-                .private_ip
-                .filter(|ip| !crate::probe::is_link_local(*ip))
-            {
-                ip_of.insert(id, ip);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    for t in tasks {
-        if let Some(ip) = t.private_ip.filter(|ip| !crate::probe::is_link_local(*ip)) {
-            found.push(GreenTarget {
-                task_arn: t.arn.clone(),
-                mode: NetworkMode::Awsvpc,
-                target_id: ip.to_string(),
-                target_port: container_port,
-                ip,
-                health_port: Ok(health_port),
-            });
-            continue;
-        }
-        let Some(instance) = t
-            .container_instance_arn
-            .as_ref()
-            .and_then(|arn| instance_of.get(arn))
-        else {
-            continue;
-        };
-        let Some(ip) = ip_of.get(instance) else {
-            continue;
-        };
-        let bound = |port: u16| {
-            t.bindings
-                .iter()
-                .find(|b| {
-                    b.container_port == port
-                        && lb
-                            .container_name
-                            .as_ref()
-                            .is_none_or(|n| n == &b.container_name)
-                })
-                .or_else(|| t.bindings.iter().find(|b| b.container_port == port))
-                .map(|b| b.host_port)
-        };
-        let Some(target_port) = bound(container_port) else {
-            continue;
-        };
-        found.push(GreenTarget {
-            task_arn: t.arn.clone(),
-            mode: NetworkMode::HostPort,
-            target_id: instance.clone(),
-            target_port,
-            ip: *ip,
-            health_port: bound(health_port).ok_or_else(|| {
-                format!(
-                    "health_port {health_port} is not published by task {} (its network bindings: {}); with bridge or host networking set health_port to a container port the task publishes, such as the load balancer's {container_port}",
-                    t.arn,
-                    if t.bindings.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        t.bindings
-                            .iter()
-                            .map(|b| format!("{}->{}", b.container_port, b.host_port))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                )
-            }),
-        });
-    }
-    Ok(found)
 }
 
 #[cfg(test)]
@@ -367,5 +239,185 @@ mod tests {
                 .contains("not the green")
         );
         assert!(green_deployment(&service(&[]), &revision).is_err());
+    }
+
+    /// ECS and EC2 as a table: the service's tasks, its container instances, the
+    /// instances' IPs, one target group's targets.
+    struct Fake {
+        tasks: Vec<TaskView>,
+        targets: Vec<TargetEntry>,
+    }
+
+    impl EcsDeployments for Fake {
+        async fn describe_service(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<ServiceView>, AwsError> {
+            unreachable!()
+        }
+        async fn describe_service_deployment(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::aws::ecs::ServiceDeploymentView>, AwsError> {
+            unreachable!()
+        }
+        async fn describe_service_revision(
+            &self,
+            _: &str,
+        ) -> Result<Option<ServiceRevisionView>, AwsError> {
+            unreachable!()
+        }
+        async fn service_tasks(&self, _: &str, _: &str) -> Result<Vec<TaskView>, AwsError> {
+            Ok(self.tasks.clone())
+        }
+        async fn container_instances(
+            &self,
+            _: &str,
+            arns: &[String],
+        ) -> Result<Vec<(String, String)>, AwsError> {
+            Ok(arns
+                .iter()
+                .map(|a| (a.clone(), "i-0abc".to_owned()))
+                .collect())
+        }
+        async fn target_group_health(&self, _: &str) -> Result<Vec<TargetEntry>, AwsError> {
+            Ok(self.targets.clone())
+        }
+    }
+
+    impl Instances for Fake {
+        async fn describe_instance(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::aws::InstanceInfo>, AwsError> {
+            unreachable!()
+        }
+        async fn claim(&self, _: &str, _: u64) -> Result<(), AwsError> {
+            unreachable!()
+        }
+        async fn tag_decision(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            unreachable!()
+        }
+        async fn describe_instances(
+            &self,
+            ids: &[String],
+        ) -> Result<Vec<(String, crate::aws::InstanceInfo)>, AwsError> {
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        crate::aws::InstanceInfo {
+                            state: "running".into(),
+                            private_ip: Some("10.0.1.7".parse().unwrap()),
+                            group_name: None,
+                            claimed_until: None,
+                            launch_template: None,
+                            decision: None,
+                            launched_at: None,
+                        },
+                    )
+                })
+                .collect())
+        }
+    }
+
+    fn task(n: usize, started_by: &str, status: &str) -> TaskView {
+        TaskView {
+            arn: format!("arn:aws:ecs:us-east-1:1:task/shop/{n}"),
+            task_definition: "td:1".into(),
+            last_status: status.into(),
+            started_by: Some(started_by.into()),
+            private_ip: None,
+            container_instance_arn: Some("arn:ci/1".into()),
+            bindings: vec![crate::aws::ecs::PortBinding {
+                container_name: "web".into(),
+                container_port: 8000,
+                host_port: 32800 + n as u16,
+            }],
+        }
+    }
+
+    fn entry(id: &str, port: u16, state: &str) -> TargetEntry {
+        TargetEntry {
+            id: id.into(),
+            port: Some(port),
+            health: TargetHealth {
+                state: state.into(),
+                reason: None,
+                description: None,
+            },
+        }
+    }
+
+    fn revision() -> ServiceRevisionView {
+        ServiceRevisionView {
+            task_definition: "td:1".into(),
+            resolved_target_group_arn: Some("arn:tg/green".into()),
+            load_balancers: vec![LoadBalancerEntry {
+                target_group_arn: Some("arn:tg/blue".into()),
+                alternate_target_group_arn: Some("arn:tg/green".into()),
+                container_name: Some("web".into()),
+                container_port: Some(8000),
+            }],
+            ..ServiceRevisionView::default()
+        }
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn bridge_tasks_are_instance_targets_on_their_host_ports_and_blue_never_counts() {
+        let fake = Fake {
+            tasks: vec![
+                task(1, "ecs-svc/2", "RUNNING"),
+                task(2, "ecs-svc/2", "PENDING"),
+                // blue: same task definition, another deployment
+                task(3, "ecs-svc/1", "RUNNING"),
+            ],
+            targets: vec![
+                entry("i-0abc", 32801, "healthy"),
+                entry("i-0abc", 32803, "healthy"),
+            ],
+        };
+        let s = service(&[
+            ("ecs-svc/2", "PRIMARY", "td:1"),
+            ("ecs-svc/1", "ACTIVE", "td:1"),
+        ]);
+        let green = run(read(&fake, "shop", "web", &s, &revision(), 8000)).unwrap();
+        assert_eq!(green.deployment_id.as_deref(), Some("ecs-svc/2"));
+        assert_eq!(green.status_words(), "1 PENDING, 1 RUNNING");
+        assert_eq!(green.registered.len(), 1);
+        let (t, _) = &green.registered[0];
+        assert_eq!(
+            (t.mode, t.target_id.as_str(), t.target_port),
+            (NetworkMode::HostPort, "i-0abc", 32801)
+        );
+        assert_eq!(t.host(), "10.0.1.7:32801");
+        assert_eq!(t.health_port, Ok(32801));
+        // health_port not published by the task: a configuration error naming its bindings
+        let green = run(read(&fake, "shop", "web", &s, &revision(), 9000)).unwrap();
+        let why = green.registered[0].0.health_port.clone().unwrap_err();
+        assert!(why.contains("8000->32801"), "{why}");
+    }
+
+    #[test]
+    fn more_green_tasks_than_the_gate_checks_is_said() {
+        let fake = Fake {
+            tasks: (0..=MAX_TASKS)
+                .map(|n| task(n, "ecs-svc/2", "RUNNING"))
+                .collect(),
+            targets: Vec::new(),
+        };
+        let s = service(&[("ecs-svc/2", "PRIMARY", "td:1")]);
+        let green = run(read(&fake, "shop", "web", &s, &revision(), 8000)).unwrap();
+        assert_eq!(green.too_many, Some(MAX_TASKS + 1));
+        assert!(green.registered.is_empty());
     }
 }

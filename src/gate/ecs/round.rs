@@ -6,9 +6,10 @@
 
 use futures::stream::{self, StreamExt};
 
-use super::green::{Green, GreenTarget, NetworkMode};
+use super::green::{Green, NetworkMode};
 use super::*;
 use crate::aws::TargetHealth;
+use crate::aws::ecs::TaskTarget;
 use crate::policy::Tally;
 
 /// Green tasks probed at once.
@@ -28,7 +29,7 @@ pub enum EcsVerdict {
 
 /// One task's round, as it left it.
 struct TaskRound {
-    target: GreenTarget,
+    target: TaskTarget,
     round: Round,
     scratch: DecisionRecord,
 }
@@ -221,7 +222,7 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
         config: &GateConfig,
         policy: HealthPolicy,
         tg: Option<&TargetGroupSettings>,
-        target: &GreenTarget,
+        target: &TaskTarget,
         health: &TargetHealth,
         elapsed: Duration,
         scratch: &mut DecisionRecord,

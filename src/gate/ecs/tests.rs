@@ -56,7 +56,7 @@ fn ecs_confirms_the_deployment_or_it_is_refused() {
     assert!(refused(Some(&later_stage)).contains("at POST_TEST_TRAFFIC_SHIFT"));
     // a deployment rolling back is confirmed, and answered SUCCEEDED by the caller
     let rolling_back = ServiceDeploymentView {
-        status: DeploymentStatus::RollingBack,
+        status: DeploymentStatus::RollingBack("ROLLBACK_IN_PROGRESS".into()),
         lifecycle_stage: Some("TEST_TRAFFIC_SHIFT".into()),
         ..deployment()
     };
