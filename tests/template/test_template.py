@@ -144,9 +144,17 @@ class Ecs(unittest.TestCase):
         ecs = [s["Fn::If"][1] for s in statements
                if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][0] == "ServesEcs"]
         actions = [a for st in ecs for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])]
-        self.assertEqual(sorted(actions), ["ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions",
+        self.assertEqual(sorted(actions), ["ecs:DescribeContainerInstances", "ecs:DescribeServiceDeployments",
+                                           "ecs:DescribeServiceRevisions", "ecs:DescribeServices",
                                            "ecs:DescribeTasks", "ecs:ListTasks"])
         self.assertIn("EcsLifecycleHook", TEMPLATE["Outputs"])
+
+    def test_the_ecs_hook_output_rolls_back_on_its_timeout_and_the_cluster_is_served(self):
+        hook = TEMPLATE["Outputs"]["EcsLifecycleHook"]["Value"]["Fn::Sub"]
+        self.assertIn('"timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"}', hook)
+        env = TEMPLATE["Resources"]["GateFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(env["LAUNCH_GATE_ECS_SERVICES"],
+                         {"Fn::If": ["ServesEcs", {"Fn::Sub": "${EcsClusterName}/*"}, ""]})
 
 
 class Rules(unittest.TestCase):
