@@ -66,8 +66,10 @@ error unless its `status` is 2xx or it has `delay_seconds` and neither `status` 
 `code`: `{"operation": "CompleteLifecycleAction", "delay_seconds": 5}` (or with
 `"status": 200`) is a slow success, carried out at once and answered 5 s later;
 `GET /_launch_gate/settings` and `POST /_launch_gate/settings` with
-`{"pending_seconds": 2, "terminated_tags_seconds": 0}` (either key) read and change the
-two EC2 settings of the command line at runtime;
+`{"pending_seconds": 2, "terminated_tags_seconds": 0, "token_resolves_alone": true}` (any
+of the keys) read and change the two EC2 settings of the command line at runtime, and
+whether a lifecycle action call carrying a token is resolved by the token alone, its
+`InstanceId` not looked at (AWS does not document which; default false: both must match);
 `POST /_launch_gate/target-health` with `{"target_group_arn": ARN, "state":
 "unavailable", "reason": "Elb.InternalError", "description": "...", "count": 2}` makes
 the next `count` `DescribeTargetHealth` answers for that target group report that state
@@ -395,7 +397,8 @@ def _find_pending(
             continue
         if token and action.token != token:
             continue
-        if instance_id and action.instance_id != instance_id:
+        by_token_alone = bool(token) and autoscaling_settings["token_resolves_alone"]
+        if instance_id and not by_token_alone and action.instance_id != instance_id:
             continue
         return action
     if instance_id:
@@ -745,9 +748,18 @@ def _take_fault(operation: str) -> dict[str, Any] | None:
     return dict(fault)
 
 
-def _settings_view() -> dict[str, float]:
+# Where AWS is silent: whether a call that carries a lifecycle action token also checks the
+# instance id beside it. AWS documents both parameters of `CompleteLifecycleAction` and
+# `RecordLifecycleActionHeartbeat` ("the ID of the instance", "a universally unique
+# identifier ... for the specific lifecycle action") and not what happens when they name
+# two different actions. False: both must match one pending action; true: the token
+# alone names it and the instance id is not looked at.
+autoscaling_settings: dict[str, bool] = {"token_resolves_alone": False}
+
+
+def _settings_view() -> dict[str, Any]:
     """The settings `/_launch_gate/settings` reads and changes."""
-    return dict(ec2_instances.settings)
+    return {**ec2_instances.settings, **autoscaling_settings}
 
 
 def _find_group(name: str) -> Any | None:
@@ -831,14 +843,18 @@ def _control(environ: dict[str, Any], start_response: Any, path: str, method: st
         return _json(start_response, "200 OK", _settings_view())
     if path == "/_launch_gate/settings" and method == "POST":
         body = _body(environ)
-        unknown = set(body) - set(ec2_instances.settings)
+        unknown = set(body) - set(_settings_view())
         if unknown:
             return _json(start_response, "400 Bad Request", {"error": f"unknown settings: {sorted(unknown)}"})
+        alone = body.get("token_resolves_alone", autoscaling_settings["token_resolves_alone"])
+        if not isinstance(alone, bool):
+            return _json(start_response, "400 Bad Request", {"error": "token_resolves_alone must be a boolean"})
         with _lock:
             try:
                 ec2_instances.configure(body.get("pending_seconds"), body.get("terminated_tags_seconds"))
             except (TypeError, ValueError) as err:
                 return _json(start_response, "400 Bad Request", {"error": str(err)})
+            autoscaling_settings["token_resolves_alone"] = alone
             return _json(start_response, "200 OK", _settings_view())
     if path == "/_launch_gate/target-health" and method == "POST":
         body = _body(environ)

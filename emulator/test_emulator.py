@@ -209,7 +209,7 @@ class DefaultEmulatorTest(EmulatorTestCase):
     """The emulator with no new option: moto's behaviour where nothing was corrected."""
 
     def setUp(self) -> None:
-        self.settings(pending_seconds=0, terminated_tags_seconds=-1)
+        self.settings(pending_seconds=0, terminated_tags_seconds=-1, token_resolves_alone=False)
         self.control("DELETE", "/_launch_gate/faults")
         self.control("DELETE", "/_launch_gate/target-health")
 
@@ -218,7 +218,7 @@ class DefaultEmulatorTest(EmulatorTestCase):
     def test_defaults_running_at_once_and_tags_kept(self) -> None:
         self.assertEqual(
             self.control("GET", "/_launch_gate/settings"),
-            (200, {"pending_seconds": 0.0, "terminated_tags_seconds": -1.0}),
+            (200, {"pending_seconds": 0.0, "terminated_tags_seconds": -1.0, "token_resolves_alone": False}),
         )
         marker = uuid.uuid4().hex
         launched = self.run_instance({"marker": marker})
@@ -230,6 +230,27 @@ class DefaultEmulatorTest(EmulatorTestCase):
         self.assertEqual(described["State"]["Name"], "terminated")
         self.assertIn({"Key": "marker", "Value": marker}, described.get("Tags", []))
         self.assertEqual(self.tagged("marker", marker), [launched["InstanceId"]])
+
+    def test_a_token_beside_another_instances_id(self) -> None:
+        # AWS does not say whether a call carrying a token checks the instance id beside
+        # it: with the switch off both must name one action; on, the token alone does.
+        group = self.group(capacity=2)
+        eventually(lambda: len([x for x in self.actions(group) if x["Pending"]]) == 2, what="two held")
+        first, second = [x for x in self.actions(group) if x["Pending"]]
+        crossed = dict(AutoScalingGroupName=group, LifecycleHookName="launch-gate",
+                       LifecycleActionToken=first["LifecycleActionToken"],
+                       InstanceId=second["EC2InstanceId"])
+        for call in (self.asg.record_lifecycle_action_heartbeat,
+                     lambda **k: self.asg.complete_lifecycle_action(LifecycleActionResult="CONTINUE", **k)):
+            with self.assertRaises(self.asg.exceptions.ClientError) as refused:
+                call(**crossed)
+            self.assertIn("No active Lifecycle Action found", str(refused.exception))
+        self.settings(token_resolves_alone=True)
+        self.asg.complete_lifecycle_action(LifecycleActionResult="CONTINUE", **crossed)  # the first's
+        pending = {x["EC2InstanceId"] for x in self.actions(group) if x["Pending"]}
+        self.assertEqual(pending, {second["EC2InstanceId"]})
+        status, body = self.control("POST", "/_launch_gate/settings", {"token_resolves_alone": "yes"})
+        self.assertEqual(status, 400, body)
 
     def test_unknown_setting_is_refused(self) -> None:
         status, body = self.control("POST", "/_launch_gate/settings", {"pending": 1})
@@ -684,7 +705,7 @@ class CommandLineOptionsTest(EmulatorTestCase):
     def test_options(self) -> None:
         self.assertEqual(
             self.control("GET", "/_launch_gate/settings"),
-            (200, {"pending_seconds": 0.5, "terminated_tags_seconds": 0.0}),
+            (200, {"pending_seconds": 0.5, "terminated_tags_seconds": 0.0, "token_resolves_alone": False}),
         )
         marker = uuid.uuid4().hex
         launched = self.run_instance({"marker": marker})

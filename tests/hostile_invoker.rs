@@ -321,7 +321,7 @@ async fn a_made_up_token_is_refused_before_any_probe_or_tag() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn with_a_token_the_action_is_completed_by_its_token_alone() {
+async fn the_action_is_completed_by_the_instance_probed_never_the_claims_token() {
     let world = World::new(json!({})).await;
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::default());
 
@@ -330,8 +330,8 @@ async fn with_a_token_the_action_is_completed_by_its_token_alone() {
     assert_eq!(record.result, Some(Continue), "{}", record.reason);
     let completions = world.accepted_completions();
     assert_eq!(completions.len(), 1, "{completions:?}");
-    assert_eq!(completions[0]["WithToken"], true);
-    assert_eq!(completions[0]["InstanceId"], Value::Null, "{completions:?}");
+    assert_eq!(completions[0]["WithToken"], false);
+    assert_eq!(completions[0]["InstanceId"], json!(world.instance_id), "{completions:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -356,4 +356,102 @@ async fn a_duplicate_after_a_continue_neither_probes_nor_rewrites_the_decision()
         .find(|(k, _)| k == DECISION_TAG)
         .map(|(_, v)| v);
     assert_eq!(decision.as_deref(), Some("CONTINUE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_beside_another_instances_id_decides_only_the_instance_probed() {
+    // Two more instances held: A (its app never starts: broken) and B (healthy). The
+    // event carries A's token beside B's id. The gate probes B, and must decide B, not A,
+    // whether AWS resolves a token alone or checks it against the instance id (AWS does
+    // not document which): the emulator's switch, in both positions, in one world.
+    let world = World::new(json!({})).await;
+    let mut seen = vec![world.instance_id.clone()];
+    for (round, alone) in [(1, false), (2, true)] {
+        world.post(
+            "/_launch_gate/settings",
+            &json!({ "token_resolves_alone": alone }),
+        );
+        world
+            .autoscaling
+            .set_desired_capacity()
+            .auto_scaling_group_name(&world.group)
+            .desired_capacity(1 + 2 * round)
+            .send()
+            .await
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let held = loop {
+            let held: Vec<Value> = world
+                .emulator
+                .lifecycle_actions()
+                .into_iter()
+                .filter(|a| {
+                    a["Pending"] == true && a["AutoScalingGroupName"] == world.group.as_str()
+                })
+                .filter(|a| !seen.iter().any(|s| a["EC2InstanceId"] == s.as_str()))
+                .collect();
+            if held.len() == 2 {
+                break held;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "two launches held: {held:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        let (a, b) = (&held[0], &held[1]);
+        let b_id = b["EC2InstanceId"].as_str().unwrap().to_owned();
+        seen.extend([
+            a["EC2InstanceId"].as_str().unwrap().to_owned(),
+            b_id.clone(),
+        ]);
+        let b_ip: std::net::IpAddr = world
+            .ec2
+            .describe_instances()
+            .instance_ids(&b_id)
+            .send()
+            .await
+            .unwrap()
+            .reservations()[0]
+            .instances()[0]
+            .private_ip_address()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let _b_app = DjangoApp::start(b_ip, world.port, AppSetup::default());
+        let mut event = sample_event("launch.json", a);
+        event["detail"]["EC2InstanceId"] = json!(b_id);
+        let record = gate_event(&world, &event).await;
+        let now = |id: &Value| {
+            world
+                .emulator
+                .lifecycle_actions()
+                .into_iter()
+                .find(|x| &x["EC2InstanceId"] == id)
+                .unwrap()
+        };
+        if alone {
+            // The admission's heartbeat resolves A's token alone: admitted. B, the
+            // instance probed, is decided on its own health.
+            assert_eq!(record.outcome, Outcome::Completed, "{}", record.reason);
+            assert_eq!(record.result, Some(Continue), "{}", record.reason);
+            assert_eq!(now(&b["EC2InstanceId"])["Result"], "CONTINUE");
+        } else {
+            // AWS checks the pair: the claim is refused, nothing probed or decided.
+            assert_eq!(record.outcome, Outcome::AlreadyDecided, "{}", record.reason);
+            assert_eq!(record.probe_count, 0);
+            assert_eq!(now(&b["EC2InstanceId"])["Pending"], true);
+        }
+        // A, never probed, is still held, untouched by any completion.
+        let a_now = now(&a["EC2InstanceId"]);
+        assert_eq!(a_now["Pending"], true, "alone={alone}: {a_now}");
+        assert!(
+            a_now["Completions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["Accepted"] != true),
+            "{a_now}"
+        );
+    }
 }

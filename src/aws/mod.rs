@@ -249,15 +249,18 @@ pub trait LifecycleActions: Send + Sync {
         hook_name: &str,
     ) -> impl Future<Output = Result<Option<HookSettings>, AwsError>> + Send;
 
-    /// Restarts the action's heartbeat timer, naming the action by its token and its
-    /// instance id both, so an accepted heartbeat proves the token live for that instance.
+    /// Restarts the action's heartbeat timer, naming the action by its token (when it has
+    /// one) and its instance id both: at admission, an accepted heartbeat proves the
+    /// token live for that instance where AWS checks the two together. Once admitted, the
+    /// gate names the action without its token, by instance id, as it completes it.
     fn record_heartbeat(
         &self,
         action: &LifecycleAction,
     ) -> impl Future<Output = Result<ActionAnswer, AwsError>> + Send;
 
-    /// Completes the action: by its token alone when it has one (with the group and
-    /// hook), else by instance id.
+    /// Completes the action by group, hook and instance id, never by the claim's token:
+    /// the instance decided is always the one probed, whether AWS resolves a token alone
+    /// or checks it against the instance id (it does not document which).
     fn complete(
         &self,
         action: &LifecycleAction,

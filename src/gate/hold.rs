@@ -26,7 +26,14 @@ impl<A: Aws> Hold for LifecycleActionHold<'_, A> {
         if now < clock.next_heartbeat {
             return true;
         }
-        match self.aws.record_heartbeat(self.action).await {
+        // After admission the action is named by group, hook and instance id, as the
+        // completion is: the heartbeat keeps the probed instance's action alive whether
+        // AWS would resolve a token alone or not.
+        let by_instance = LifecycleAction {
+            token: None,
+            ..self.action.clone()
+        };
+        match self.aws.record_heartbeat(&by_instance).await {
             Ok(ActionAnswer::Accepted) => {
                 record.heartbeats += 1;
                 clock.next_heartbeat = Instant::now() + clock.heartbeat_every;

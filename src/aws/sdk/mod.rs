@@ -243,10 +243,12 @@ impl LifecycleActions for SdkAws {
             .complete_lifecycle_action()
             .auto_scaling_group_name(&action.group_name)
             .lifecycle_hook_name(&action.hook_name)
-            .set_lifecycle_action_token(action.token.clone())
-            // With a token, the token alone names the action: the instance id of a
-            // claim cannot redirect the completion. Without one (the sweep), the id.
-            .set_instance_id(action.token.is_none().then(|| action.instance_id.clone()))
+            // The group, hook and instance id name exactly one lifecycle action: the one
+            // of the instance that was probed (admission proved it held). The claim's
+            // token is never sent: AWS does not document that it checks a token against
+            // the instance id beside it, and resolved by the token alone, a token of
+            // another held instance would decide that instance on this one's health.
+            .instance_id(&action.instance_id)
             .lifecycle_action_result(result.as_str())
             .customize()
             .interceptor(attempts.clone())
