@@ -221,7 +221,11 @@ pub async fn against_baseline<P: Prober, A: Instances + AutoScalingGroups>(
     };
     let Some((member, ip)) = crate::gate::baseline::pick(&candidates, &described) else {
         report.summary = format!(
-            "no baseline: the group {group} has no other InService instance running; the release is judged alone"
+            "no baseline: the group {group} has no other InService instance running a launch template version other than {} (a member of the same release proves nothing); the release is judged alone",
+            found
+                .version
+                .as_deref()
+                .unwrap_or("this one's, which is unknown")
         );
         return Ok(report);
     };

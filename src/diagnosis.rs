@@ -344,7 +344,7 @@ fn snippet_suffix(body: &str) -> String {
     if text.is_empty() {
         String::new()
     } else {
-        format!(": {}", clip(&text, 160))
+        format!(": {}", clip(&crate::text::mask_secrets(&text), 160))
     }
 }
 

@@ -25,14 +25,25 @@ pub const EVENT_PROBES_KEPT: usize = 20;
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The detail of a decision event: the decision record, with its newest
-/// [`EVENT_PROBES_KEPT`] probes.
+/// [`EVENT_PROBES_KEPT`] probes and without the app's body excerpt (the log record keeps
+/// it, masked): the event bus is readable by whoever may create a rule on it.
 pub fn decision_detail(record: &DecisionRecord) -> Value {
-    let mut detail = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
+    let mut detail = without_body(record);
     if let Some(probes) = detail.get_mut("probes").and_then(Value::as_array_mut) {
         let cut = probes.len().saturating_sub(EVENT_PROBES_KEPT);
         probes.drain(..cut);
     }
     detail
+}
+
+/// The record as it may leave the log: the app's body excerpt (`last_failure.body_snippet`)
+/// removed. For events and for a synchronous invoker's answer.
+pub fn without_body(record: &DecisionRecord) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or_else(|_| json!({}));
+    if let Some(failure) = value.get_mut("last_failure").and_then(Value::as_object_mut) {
+        failure.remove("body_snippet");
+    }
+    value
 }
 
 /// The detail of a `Rollout Halted` event: the group, the release, the abandons counted,
@@ -53,7 +64,7 @@ pub fn halted_detail(record: &DecisionRecord, breaker: &BreakerRecord) -> Value 
             "invocation_id": record.invocation_id,
             "reason": record.reason,
             "cause": record.cause,
-            "last_failure": record.last_failure,
+            "last_failure": record.last_failure.as_ref().map(|f| json!({"status": f.status, "location": f.location})),
         },
     })
 }

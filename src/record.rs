@@ -573,9 +573,17 @@ impl DecisionRecord {
             "TimeToDecision": self.time_to_decision_ms,
             "ProbesPerDecision": self.probe_count,
         });
+        // A refused claim's names are the claim's, not AWS's: no dimension takes them.
+        let refused = matches!(self.outcome, Outcome::NotServed | Outcome::NotHeld);
+        let subject = if refused {
+            "(refused)".to_owned()
+        } else {
+            subject
+        };
         if let Some(map) = doc.as_object_mut() {
             map.insert(subject_key.to_owned(), serde_json::Value::String(subject));
             match &self.ecs {
+                _ if refused => None,
                 Some(e) => map.insert(
                     "ServiceDeploymentArn".to_owned(),
                     e.deployment_arn.clone().into(),
@@ -587,9 +595,10 @@ impl DecisionRecord {
     }
 }
 
-/// A body start fit for a log: whitespace collapsed, control characters dropped, at most
-/// 300 characters.
+/// A body start fit for a log: whitespace collapsed, control characters dropped, what
+/// looks like a credential masked ([`crate::text::mask_secrets`]), at most 300 characters.
 pub fn body_snippet(body: &str) -> String {
+    let body = crate::text::mask_secrets(body);
     let cleaned: String = body
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -641,6 +650,11 @@ mod tests {
         let record = serde_json::to_value(&r).unwrap();
         assert!(record.get("group_name").is_none(), "{record}");
         assert_eq!(record["ecs"]["service"], "web");
+        // a refused claim's names never become a dimension
+        r.outcome = Outcome::NotServed;
+        let m = r.metrics(0);
+        assert_eq!(m["EcsService"], "(refused)");
+        assert!(m.get("ServiceDeploymentArn").is_none());
     }
 
     #[test]

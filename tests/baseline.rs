@@ -261,7 +261,24 @@ async fn probe_compares_a_failing_instance_with_the_running_release() {
         db.release(),
     )
     .await;
-    let running = r.in_service().await;
+    // Version 2 takes one instance's place; the other still runs version 1.
+    r.new_version().await;
+    r.launch("2", 3).await;
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let running = loop {
+        let running = r.in_service().await;
+        if running.iter().any(|(_, v)| v == "2") && running.iter().any(|(_, v)| v == "1") {
+            break running;
+        }
+        assert!(std::time::Instant::now() < until, "{running:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let new = running.iter().find(|(_, v)| v == "2").unwrap().0.clone();
+    let old = running.iter().find(|(_, v)| v == "1").unwrap().0.clone();
+    let same = running
+        .iter()
+        .find(|(id, v)| v == "2" && *id != new)
+        .map(|(id, _)| id.clone());
     let probe = |id: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
             .args(["probe", "--instance-id", id, "--json", "--port"])
@@ -274,10 +291,12 @@ async fn probe_compares_a_failing_instance_with_the_running_release() {
         (out.status.code(), doc)
     };
     db.go_down();
-    let (code, doc) = probe(&running[0].0);
+    let (code, doc) = probe(&new);
     assert_eq!(code, Some(1), "{doc}");
     let baseline = &doc["baseline"];
-    assert_eq!(baseline["instance_id"], running[1].0.as_str(), "{doc}");
+    // only a member of another version: never the other version 2 instance
+    assert_eq!(baseline["instance_id"], old.as_str(), "{doc}");
+    assert_ne!(baseline["instance_id"].as_str(), same.as_deref(), "{doc}");
     assert_eq!(baseline["checks"][0]["check"], "deep_health", "{doc}");
     assert_eq!(baseline["checks"][0]["blame"], "environment", "{doc}");
     assert!(
@@ -288,7 +307,38 @@ async fn probe_compares_a_failing_instance_with_the_running_release() {
         "{doc}"
     );
     db.come_back();
-    let (code, doc) = probe(&running[0].0);
+    let (code, doc) = probe(&new);
     assert_eq!(code, Some(0), "{doc}");
     assert!(doc["baseline"].is_null(), "{doc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failure_the_same_release_shares_is_the_releases_and_trips_the_breaker() {
+    // Every InService member runs version 1, the version launched: a failure they share
+    // (the database down) proves nothing about the environment. Each launch is abandoned
+    // as the release's, counted, and the breaker stops the loop.
+    let db = SharedDatabase::new();
+    let mut r = Rollout::start_spec(world(10), GateConfig::default(), db.release()).await;
+    db.go_down();
+    r.launch("1", 2).await;
+    let decisions = events_until(
+        &mut r,
+        "Lifecycle Action Decision",
+        Duration::from_secs(150),
+        |d| d.iter().filter(|d| d["result"] == "ABANDON").count() >= 3,
+    )
+    .await;
+    for d in decisions.iter().filter(|d| d["result"] == "ABANDON") {
+        assert_ne!(d["cause"]["code"], "environment_unhealthy", "{d}");
+        assert_eq!(d["baseline"]["status"], "none", "{d}");
+        assert!(
+            d["baseline"]["note"]
+                .as_str()
+                .unwrap()
+                .contains("a member of the same release proves nothing"),
+            "{d}"
+        );
+    }
+    assert!(r.events.details("Environment Unhealthy").await.is_empty());
+    r.launches_suspended().await;
 }

@@ -276,7 +276,14 @@ async fn an_instance_the_group_does_not_hold_is_not_probed_tagged_or_completed()
     let record = gate_event(&world, &event).await;
 
     assert_eq!(record.probe_count, 0, "{}", record.reason);
-    assert_ne!(record.outcome, Outcome::Completed);
+    assert_eq!(record.outcome, Outcome::NotHeld);
+    // a refused claim reaches no event bus: the claim's names stay in the log record
+    assert_eq!(
+        world.calls()["PutEvents"].as_u64().unwrap_or(0),
+        0,
+        "{}",
+        world.calls()
+    );
     let tags = world
         .ec2
         .describe_tags()
@@ -331,7 +338,11 @@ async fn the_action_is_completed_by_the_instance_probed_never_the_claims_token()
     let completions = world.accepted_completions();
     assert_eq!(completions.len(), 1, "{completions:?}");
     assert_eq!(completions[0]["WithToken"], false);
-    assert_eq!(completions[0]["InstanceId"], json!(world.instance_id), "{completions:?}");
+    assert_eq!(
+        completions[0]["InstanceId"],
+        json!(world.instance_id),
+        "{completions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -454,4 +465,112 @@ async fn a_token_beside_another_instances_id_decides_only_the_instance_probed() 
             "{a_now}"
         );
     }
+}
+
+/// Serves every request at `ip:port` with `response` (a whole HTTP/1.1 response), until
+/// dropped.
+fn answer_always(
+    ip: std::net::IpAddr,
+    port: u16,
+    response: &'static str,
+) -> std::thread::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            use std::io::{Read, Write};
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_secret_leaves_the_gate() {
+    // The app's health answer carries secrets: a 500 whose body names the database's
+    // password, an AWS key and a token. The decision event and the invoker's answer carry
+    // the cause and the status, never the body; the record's body excerpt is masked.
+    let world = World::new(json!({"grace_period_seconds": 0})).await;
+    let mut subscriber = common::Subscriber::start(&world.sdk).await;
+    let body = "OperationalError: could not connect to postgres://shop:hunter2@db.internal/shop DB_PASSWORD=hunter2 AKIAIOSFODNN7EXAMPLE token=eyJhbGciOi";
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let _server = answer_always(world.ip, world.port, response);
+    let event = world.event("launch.json");
+    let answer = world
+        .gate()
+        .respond(&event, launch_gate::gate::ecs::Invoked::default())
+        .await
+        .unwrap();
+    let record = &answer["decisions"][0];
+    assert_eq!(record["result"], "ABANDON", "{answer}");
+    assert_eq!(record["last_failure"]["status"], 500, "{answer}");
+    assert!(
+        record["last_failure"].get("body_snippet").is_none(),
+        "{answer}"
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let decision = loop {
+        if let Some(d) = subscriber
+            .details("Lifecycle Action Decision")
+            .await
+            .into_iter()
+            .next()
+        {
+            break d;
+        }
+        assert!(std::time::Instant::now() < until, "no decision event");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(decision["cause"]["code"], "server_error", "{decision}");
+    for secret in ["hunter2", "AKIAIOSFODNN7EXAMPLE", "eyJhbGciOi"] {
+        assert!(
+            !answer.to_string().contains(secret),
+            "{secret} in the answer: {answer}"
+        );
+        assert!(
+            !decision.to_string().contains(secret),
+            "{secret} in the event: {decision}"
+        );
+    }
+    // The log record keeps the body's start, masked.
+    let snippet = launch_gate::record::body_snippet(body);
+    assert!(
+        snippet.contains("postgres://shop:***@db.internal"),
+        "{snippet}"
+    );
+    assert!(!snippet.contains("hunter2"), "{snippet}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redirects_query_never_leaves_the_gate() {
+    // A health check answered with a redirect whose query carries an OAuth code.
+    let world = World::new(json!({"grace_period_seconds": 0})).await;
+    let _server = answer_always(
+        world.ip,
+        world.port,
+        "HTTP/1.1 302 Found\r\nLocation: https://login.example.com/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let event = world.event("launch.json");
+    let answer = world
+        .gate()
+        .respond(&event, launch_gate::gate::ecs::Invoked::default())
+        .await
+        .unwrap();
+    let record = &answer["decisions"][0];
+    assert_eq!(record["result"], "ABANDON", "{answer}");
+    assert_eq!(
+        record["last_failure"]["location"], "https://login.example.com/callback?…",
+        "{answer}"
+    );
+    assert!(
+        !answer.to_string().contains("SplxlOBeZQQYbYS6WxSbIA"),
+        "{answer}"
+    );
 }

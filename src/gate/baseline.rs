@@ -1,9 +1,13 @@
 //! The baseline: is it the release, or the world around it? When a round fails after the
 //! grace period, the failing check is sent at once to an `InService` instance of the same
-//! group (the running release, preferably of another launch template version). If that
+//! group that runs another launch template version (the running release). If that
 //! instance passes, the new release is to blame; if it fails the same way (the same cause
 //! code), the environment is (the database is down for everyone), and the round does not
-//! count toward the unhealthy threshold.
+//! count toward the unhealthy threshold. A member of the same version proves nothing (a
+//! failure they share is the release's), nor does one of an unknown version: without a
+//! member of another version there is no baseline, and the failure counts. The baseline
+//! gets the very request the new instance got (the same `User-Agent` included), so an app
+//! cannot tell the two apart.
 //!
 //! Only AWS's facts choose the baseline: a member of the group as
 //! `DescribeAutoScalingGroups` lists it (`InService`, `Healthy`, not the subject), on its
@@ -88,23 +92,30 @@ pub(crate) fn compare(cause: &'static str, baseline: Option<&'static str>) -> Co
     }
 }
 
-/// The group's members that may serve as the baseline, best first: `InService` and
-/// `Healthy`, not the subject; another launch template version before the subject's own.
+/// The group's members that may serve as the baseline: `InService` and `Healthy`, not the
+/// subject, and of a known launch template version other than the subject's. A member of
+/// the same release proves nothing (a failure they share is the release's, not the
+/// environment's), and neither does a version nobody knows: with none, there is no
+/// baseline and the release is judged alone.
 pub(crate) fn candidates<'a>(
     members: &'a [GroupInstance],
     subject: &str,
     version: Option<&str>,
 ) -> Vec<&'a GroupInstance> {
+    let Some(version) = version else {
+        return Vec::new();
+    };
     let mut out: Vec<&GroupInstance> = members
         .iter()
         .filter(|m| {
             m.instance_id != subject
                 && m.lifecycle_state == "InService"
                 && m.health_status == "Healthy"
+                && m.launch_template_version
+                    .as_deref()
+                    .is_some_and(|v| v != version)
         })
         .collect();
-    // stable: the group's own order within each kind
-    out.sort_by_key(|m| m.launch_template_version.as_deref() == version);
     out.truncate(MAX_CANDIDATES);
     out
 }
@@ -152,10 +163,20 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let candidates = candidates(&members, &source.instance_id, source.version.as_deref());
         let none = no_baseline;
         if candidates.is_empty() {
-            record.baseline = Some(none(format!(
-                "no baseline: the group {} has no other InService instance (a new group, or a scale from zero); the release is judged alone",
-                source.group_name
-            )));
+            let in_service = members
+                .iter()
+                .filter(|m| m.instance_id != source.instance_id && m.lifecycle_state == "InService")
+                .count();
+            record.baseline = Some(none(match (&source.version, in_service) {
+                (_, 0) => format!(
+                    "no baseline: the group {} has no other InService instance (a new group, or a scale from zero); the release is judged alone",
+                    source.group_name
+                ),
+                (None, _) => "no baseline: the new instance's launch template version is unknown, so no running release can be told apart from it; the release is judged alone and its failure counts".to_owned(),
+                (Some(v), n) => format!(
+                    "no baseline: none of the group's {n} other InService instances runs a launch template version other than {v} (a member of the same release proves nothing: a failure they share is the release's); the release is judged alone and its failure counts"
+                ),
+            }));
             return Ok(());
         }
         let ids: Vec<String> = candidates.iter().map(|c| c.instance_id.clone()).collect();
@@ -327,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn the_baseline_is_an_in_service_member_of_the_previous_release_first() {
+    fn the_baseline_is_an_in_service_member_of_another_release_only() {
         let members = [
             member("i-new", "Pending:Wait", "Healthy", "7"),
             member("i-same", "InService", "Healthy", "7"),
@@ -340,8 +361,16 @@ mod tests {
             .iter()
             .map(|m| m.instance_id.as_str())
             .collect();
-        assert_eq!(ids, ["i-old", "i-same"]);
+        // never a member of the same release: a failure they share is the release's
+        assert_eq!(ids, ["i-old"]);
         assert!(candidates(&members[..1], "i-new", Some("7")).is_empty());
+        // the subject's version unknown, or the member's: no baseline
+        assert!(candidates(&members, "i-new", None).is_empty());
+        let unknown = [GroupInstance {
+            launch_template_version: None,
+            ..member("i-old", "InService", "Healthy", "6")
+        }];
+        assert!(candidates(&unknown, "i-new", Some("7")).is_empty());
     }
 
     #[test]

@@ -79,7 +79,12 @@ impl<P: Prober, A: Aws> Gate<P, A> {
         let Some(bus) = &settings.event_bus else {
             return;
         };
-        if matches!(record.outcome, Outcome::Continued | Outcome::AlreadyDecided) {
+        // Nothing decided, or a refused claim: no event. A claim Auto Scaling does not
+        // confirm (not served, not held) must not reach the bus in the claim's words.
+        if matches!(
+            record.outcome,
+            Outcome::Continued | Outcome::AlreadyDecided | Outcome::NotServed | Outcome::NotHeld
+        ) {
             return;
         }
         let limit = || {

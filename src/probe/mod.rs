@@ -518,7 +518,9 @@ where
             })
     };
     // Kept in records and events: clipped where read, whatever the app sends.
-    let location = header(LOCATION).map(|l| crate::text::clip(&l, MAX_LOCATION_CHARS));
+    // Its query may carry a secret (an OAuth code, a presigned signature): never kept.
+    let location = header(LOCATION)
+        .map(|l| crate::text::clip(&crate::text::redact_url(&l), MAX_LOCATION_CHARS));
     let content_type = header(CONTENT_TYPE).map(|t| crate::text::clip(&t, 200));
     // The whole body must arrive within the timeout, as for the ELB; only the first
     // `body_limit` bytes are kept. An endless or trickling body is a timeout.

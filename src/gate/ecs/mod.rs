@@ -70,20 +70,24 @@ pub struct Invoked<'a> {
 impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
     /// The function's answer to one Lambda event: an ECS lifecycle hook invocation gets
     /// the answer ECS reads ([`HookResponse`]), any other event the
-    /// [`InvocationSummary`] of [`Gate::handle_invocation`].
+    /// [`InvocationSummary`] of [`Gate::handle_invocation`], its records without the
+    /// app's body excerpts ([`crate::publish::without_body`]).
     ///
     /// # Errors
     /// As [`Gate::handle_invocation`] and [`Gate::ecs_hook`].
     pub async fn respond(&self, event: &Value, invoked: Invoked<'_>) -> Result<Value, GateError> {
-        let answer = if crate::event::ecs::is_ecs_hook(event) {
-            serde_json::to_value(self.ecs_hook(event, invoked).await?.0)
-        } else {
-            serde_json::to_value(
-                self.handle_invocation(event, invoked.deadline, invoked.request_id)
-                    .await?,
-            )
-        };
-        Ok(answer.unwrap_or_default())
+        if crate::event::ecs::is_ecs_hook(event) {
+            let answer = serde_json::to_value(self.ecs_hook(event, invoked).await?.0);
+            return Ok(answer.unwrap_or_default());
+        }
+        let summary = self
+            .handle_invocation(event, invoked.deadline, invoked.request_id)
+            .await?;
+        // The invoker's answer carries the decisions without the app's body excerpts.
+        Ok(serde_json::json!({
+            "decisions": summary.decisions.iter().map(crate::publish::without_body).collect::<Vec<_>>(),
+            "ignored": summary.ignored,
+        }))
     }
 
     /// Answers one ECS lifecycle hook invocation (`event`, already recognised by
