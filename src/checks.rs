@@ -78,9 +78,19 @@ pub async fn for_instance<A: Instances + AutoScalingGroups + TargetGroups>(
             "the instance {instance_id} is in no Auto Scaling group (no aws:autoscaling:groupName tag)"
         ))
     })?;
-    let arns = aws.target_group_arns(&group).await?.ok_or_else(|| {
-        ChecksError::Usage(format!("the Auto Scaling group {group} does not exist"))
-    })?;
+    let (arns, other): (Vec<String>, Vec<String>) = aws
+        .target_group_arns(&group)
+        .await?
+        .ok_or_else(|| {
+            ChecksError::Usage(format!("the Auto Scaling group {group} does not exist"))
+        })?
+        .into_iter()
+        .partition(|a| crate::aws::is_elb_target_group(a));
+    for arn in other {
+        checks.notes.push(format!(
+            "target group {arn}: not an Elastic Load Balancing target group (VPC Lattice); skipped"
+        ));
+    }
     if arns.is_empty() {
         checks
             .notes

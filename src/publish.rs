@@ -33,7 +33,9 @@ pub fn decision_detail(record: &DecisionRecord) -> Value {
         let cut = probes.len().saturating_sub(EVENT_PROBES_KEPT);
         probes.drain(..cut);
     }
-    detail
+    // Under EventBridge's 256 KB entry limit, whatever the record holds.
+    let fitted = crate::record::fit(detail, crate::record::MAX_DOCUMENT_BYTES);
+    serde_json::from_str(&fitted).unwrap_or_else(|_| json!({}))
 }
 
 /// The record as it may leave the log: the app's body excerpt (`last_failure.body_snippet`)

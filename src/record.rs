@@ -505,8 +505,8 @@ impl DecisionRecord {
     /// Writes the record, then its metrics in CloudWatch Embedded Metric Format, to
     /// standard output, one JSON line each.
     pub fn emit(&self) {
-        match serde_json::to_string(self) {
-            Ok(line) => println!("{line}"),
+        match serde_json::to_value(self) {
+            Ok(value) => println!("{}", fit(value, MAX_DOCUMENT_BYTES)),
             Err(e) => {
                 tracing::error!(cause = %e, instance_id = %self.instance_id, "cannot serialise the decision record")
             }
@@ -595,6 +595,59 @@ impl DecisionRecord {
     }
 }
 
+/// The most bytes one record, log line or event detail may take: under CloudWatch Logs'
+/// and EventBridge's 256 KB entry limits, with room for their envelopes.
+pub const MAX_DOCUMENT_BYTES: usize = 200 * 1024;
+
+/// `value` (a record or an event detail) serialised in at most `max` bytes, whatever it
+/// was fed: first the oldest probes go, then the ECS tasks past the first ten, then every
+/// string is clipped to 1,000 characters; a note says what was cut.
+pub fn fit(mut value: serde_json::Value, max: usize) -> String {
+    use serde_json::Value;
+    let size = |v: &Value| serde_json::to_string(v).map_or(0, |s| s.len());
+    if size(&value) <= max {
+        return value.to_string();
+    }
+    let mut cut = Vec::new();
+    if let Some(probes) = value.get_mut("probes").and_then(Value::as_array_mut) {
+        let n = probes.len();
+        probes.drain(..n.saturating_sub(5));
+        cut.push(format!("probes: {n} kept 5"));
+    }
+    if size(&value) > max
+        && let Some(tasks) = value
+            .get_mut("ecs")
+            .and_then(|e| e.get_mut("tasks"))
+            .and_then(Value::as_array_mut)
+    {
+        let n = tasks.len();
+        tasks.truncate(10);
+        cut.push(format!("ecs.tasks: {n} kept 10"));
+    }
+    fn clip_all(v: &mut Value) {
+        match v {
+            Value::String(s) if s.chars().count() > 1000 => *s = crate::text::clip(s, 1000),
+            Value::Array(a) => a.iter_mut().for_each(clip_all),
+            Value::Object(o) => o.values_mut().for_each(clip_all),
+            _ => {}
+        }
+    }
+    if size(&value) > max {
+        clip_all(&mut value);
+        cut.push("strings: clipped to 1000 characters".into());
+    }
+    if let Some(o) = value.as_object_mut() {
+        o.insert("truncated".into(), Value::from(cut));
+    }
+    let text = value.to_string();
+    if text.len() <= max {
+        text
+    } else {
+        serde_json::json!({"record": RECORD_TYPE, "truncated": ["the whole record: too large"]})
+            .to_string()
+    }
+}
+
 /// A body start fit for a log: whitespace collapsed, control characters dropped, what
 /// looks like a credential masked ([`crate::text::mask_secrets`]), at most 300 characters.
 pub fn body_snippet(body: &str) -> String {
@@ -620,6 +673,22 @@ fn word<T: Serialize>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_fed_anything_stays_under_the_limit() {
+        let huge = serde_json::json!({
+            "record": RECORD_TYPE,
+            "reason": "r".repeat(500_000),
+            "probes": (0..5000).map(|i| serde_json::json!({"check": "deep_health", "at_ms": i})).collect::<Vec<_>>(),
+        });
+        let text = fit(huge, MAX_DOCUMENT_BYTES);
+        assert!(text.len() <= MAX_DOCUMENT_BYTES, "{}", text.len());
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["probes"].as_array().unwrap().len(), 5);
+        assert!(back["truncated"].as_array().unwrap().len() >= 2);
+        let small = serde_json::json!({"record": RECORD_TYPE});
+        assert_eq!(fit(small.clone(), MAX_DOCUMENT_BYTES), small.to_string());
+    }
 
     #[test]
     fn an_ecs_hooks_metrics_are_by_service() {

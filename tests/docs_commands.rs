@@ -141,3 +141,73 @@ fn every_link_between_the_pages_resolves() {
     }
     assert!(checked >= 20, "only {checked} links checked");
 }
+
+/// The port the example app publishes: nginx's `listen` in its published server block.
+fn published_port() -> u16 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf = std::fs::read_to_string(root.join("examples/django-app/deploy/nginx.conf")).unwrap();
+    conf.lines()
+        .find_map(|l| {
+            let l = l.trim().strip_prefix("listen ")?;
+            l.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .expect("nginx.conf listens on a port")
+}
+
+/// Each number that follows `marker` (and any quotes, colons, equals signs and spaces) in
+/// `text`.
+fn numbers_after(text: &str, marker: &str) -> Vec<u16> {
+    text.match_indices(marker)
+        .filter_map(|(i, _)| {
+            let rest = text[i + marker.len()..].trim_start_matches(['"', '\\', ':', '=', ' ']);
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn every_health_port_in_the_docs_and_events_is_the_example_apps() {
+    // One port everywhere: a snippet that names another makes every probe refused, and
+    // every instance abandoned in enforce mode.
+    let port = published_port();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = pages();
+    for dir in ["events"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            sources.push((path.display().to_string(), text));
+        }
+    }
+    sources.push((
+        "template.yaml".into(),
+        std::fs::read_to_string(root.join("template.yaml")).unwrap(),
+    ));
+    let mut seen = 0;
+    for (page, text) in &sources {
+        // `--port` of the gate's own commands only (the emulator takes one too).
+        let probes: String = text
+            .lines()
+            .filter(|l| l.contains("launch-gate "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (marker, text) in [
+            ("health_port", text.as_str()),
+            ("--port ", probes.as_str()),
+            ("ContainerPort:", text.as_str()),
+        ] {
+            for n in numbers_after(text, marker) {
+                seen += 1;
+                assert_eq!(
+                    n, port,
+                    "{page}: {marker} {n}, but the example app publishes {port}"
+                );
+            }
+        }
+    }
+    assert!(
+        seen >= 10,
+        "only {seen} ports found: the scan reads nothing"
+    );
+}

@@ -145,8 +145,20 @@ async fn broken_release_is_abandoned_through_the_runtime_api() {
     let _app = DjangoApp::start(world.ip, world.port, AppSetup::allowing("shop.example.com"));
     let function = Function::start(&world.emulator.url);
 
-    let response = function.invoke(&world.event("launch-sqs.json"));
+    // A batch of two: the real message, and a malformed one. The malformed one alone is
+    // reported for SQS to deliver again; the other is gated.
+    let mut batch = world.event("launch-sqs.json");
+    let mut bad = batch["Records"][0].clone();
+    bad["messageId"] = json!("0b8f1c2e-bad0-4000-8000-000000000001");
+    bad["body"] = json!("{ not json");
+    batch["Records"].as_array_mut().unwrap().push(bad);
+    let response = function.invoke(&batch);
 
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([{"itemIdentifier": "0b8f1c2e-bad0-4000-8000-000000000001"}]),
+        "{response}"
+    );
     let decision = &response["decisions"][0];
     assert_eq!(decision["result"], "ABANDON", "{response}");
     assert_eq!(decision["cause"]["code"], "host_rejected");

@@ -272,7 +272,7 @@ pub async fn task_targets<A: EcsDeployments + Instances>(
         for (id, info) in aws.describe_instances(&ids).await? {
             if let Some(ip) = info
                 .private_ip
-                .filter(|ip| !crate::probe::is_link_local(*ip))
+                .filter(|ip| !crate::probe::is_never_probed(*ip))
             {
                 ip_of.insert(id, ip);
             }
@@ -280,7 +280,10 @@ pub async fn task_targets<A: EcsDeployments + Instances>(
     }
     let mut found = Vec::new();
     for t in tasks {
-        if let Some(ip) = t.private_ip.filter(|ip| !crate::probe::is_link_local(*ip)) {
+        if let Some(ip) = t
+            .private_ip
+            .filter(|ip| !crate::probe::is_never_probed(*ip))
+        {
             found.push(TaskTarget {
                 task_arn: t.arn.clone(),
                 mode: NetworkMode::Awsvpc,

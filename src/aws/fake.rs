@@ -26,6 +26,8 @@ pub(crate) struct FakeAws {
     pub(crate) state: &'static str,
     pub(crate) ip: &'static str,
     pub(crate) abandoned: Vec<&'static str>,
+    /// How long ago the `abandoned` launches ended (seconds; 60 by default).
+    pub(crate) abandoned_ago: u64,
     pub(crate) group_tags: Mutex<Vec<(String, String)>>,
     /// The group's `HealthCheckGracePeriod`.
     pub(crate) group_grace: Mutex<Option<Duration>>,
@@ -50,6 +52,7 @@ impl Default for FakeAws {
             state: "running",
             ip: "10.0.1.23",
             abandoned: Vec::new(),
+            abandoned_ago: 60,
             group_tags: Mutex::default(),
             group_grace: Mutex::default(),
             group_instances: Mutex::default(),
@@ -184,8 +187,8 @@ impl AutoScalingGroups for FakeAws {
                 description: format!("Launching a new EC2 instance: {id}.  Status Reason: Instance failed to complete user's Lifecycle Action: Lifecycle Action with token t was abandoned: Lifecycle Action Completed with ABANDON Result"),
                 status_code: "Cancelled".into(),
                 status_message: Some("Instance failed to complete user's Lifecycle Action: Lifecycle Action with token t was abandoned: Lifecycle Action Completed with ABANDON Result".into()),
-                start_time: now - 120,
-                end_time: Some(now - 60),
+                start_time: now - 60 - self.abandoned_ago,
+                end_time: Some(now - self.abandoned_ago),
             })
             .collect())
     }

@@ -268,6 +268,13 @@ pub trait LifecycleActions: Send + Sync {
     ) -> impl Future<Output = Result<ActionAnswer, AwsError>> + Send;
 }
 
+/// Whether `arn` is an Elastic Load Balancing target group
+/// (`arn:<partition>:elasticloadbalancing:...:targetgroup/...`), whose health check the
+/// gate can run; a VPC Lattice target group (`arn:<partition>:vpc-lattice:...`) is not.
+pub fn is_elb_target_group(arn: &str) -> bool {
+    arn.split(':').nth(2) == Some("elasticloadbalancing") && arn.contains(":targetgroup/")
+}
+
 /// A target group's settings and health check, from `DescribeTargetGroups`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroupSettings {
@@ -608,4 +615,21 @@ pub trait RolloutReads: Send + Sync {
         template: &TemplateSpec,
         version: Option<&str>,
     ) -> impl Future<Output = Result<Option<LaunchTemplateVersion>, AwsError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_elastic_load_balancing_target_groups_are_checked() {
+        assert!(super::is_elb_target_group(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+        ));
+        assert!(super::is_elb_target_group(
+            "arn:aws-cn:elasticloadbalancing:cn-north-1:123456789012:targetgroup/web/01"
+        ));
+        assert!(!super::is_elb_target_group(
+            "arn:aws:vpc-lattice:us-east-1:123456789012:targetgroup/tg-0123456789abcdef0"
+        ));
+        assert!(!super::is_elb_target_group("web"));
+    }
 }

@@ -26,9 +26,10 @@
 //! A later run of abandons of the same version counts from there, so a person who resumes
 //! launches after fixing, say, a database gets `breaker_abandons` fresh chances. The
 //! actions are idempotent and judged by the group's real state (a suspended `Launch`
-//! process, no refresh in progress), so gates that reach the threshold together act
-//! together without harm, and a trip that was killed before its tag was written still
-//! stands.
+//! process, no refresh in progress), so every gate that counts the threshold acts (gates
+//! that reach it together act together without harm; none defers to another, whose count
+//! may have missed abandons not yet visible), and a trip that was killed before its tag
+//! was written still stands.
 //!
 //! The breaker runs after the lifecycle action is completed and never changes a verdict;
 //! an AWS error is recorded and logged, and the next `ABANDON` counts again.
@@ -42,10 +43,6 @@ use crate::aws::{
 };
 use crate::config::{BreakerAction, GateConfig};
 use crate::time::{epoch_seconds, rfc3339};
-
-/// How long the gate whose `ABANDON` reached the threshold has to trip the breaker before
-/// a later gate does it instead (seconds): more than the breaker's own time budget.
-pub const TRIP_GRACE_SECONDS: u64 = 60;
 
 /// How AWS ends the status message of a launch whose lifecycle action was completed
 /// with `ABANDON`.
@@ -479,21 +476,19 @@ async fn count_and_trip<A: AutoScalingGroups + Instances>(
         );
         return Ok(());
     }
-    // The trip belongs to the abandon that reached the threshold, in AWS's order of their
-    // ends: gates that count at the same time agree on it, and only its gate acts.
-    // Another gate acts only once that gate had its time and the group shows no trip.
+    // A gate that counts the threshold trips, unless the group already shows the trip of
+    // this run. It never leaves the trip to the gate whose abandon reached the threshold
+    // first in AWS's order: that gate may have counted before the others' abandons were
+    // visible, and then nobody would trip until a later launch. The actions are idempotent
+    // and judged by the group's real state, so gates that trip together do no harm.
     let (reaching, reached_at) = &counted[threshold - 1];
-    if reaching != instance_id {
-        let reached_at = *reached_at;
-        let trip_recorded = fresh
-            .tag(BREAKER_TAG)
-            .and_then(Trip::parse)
-            .is_some_and(|t| t.at >= reached_at);
-        if trip_recorded || now < reached_at.saturating_add(TRIP_GRACE_SECONDS) {
-            record.tripped_by = Some(reaching.clone());
-            return Ok(());
-        }
-        warn!(group = %group_name, by = %reaching, "the gate whose ABANDON reached the breaker's threshold did not trip it; tripping now");
+    let trip_recorded = fresh
+        .tag(BREAKER_TAG)
+        .and_then(Trip::parse)
+        .is_some_and(|t| t.of(release, since) && t.at >= *reached_at);
+    if trip_recorded {
+        record.tripped_by = Some(reaching.clone());
+        return Ok(());
     }
     let done = act(aws, config, trip_action, group_name, release, record).await?;
     record.tripped = true;

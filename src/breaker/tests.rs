@@ -256,3 +256,33 @@ async fn a_throttled_read_of_the_versions_still_trips() {
             .contains("could not be read")
     );
 }
+
+#[tokio::test]
+async fn a_gate_that_counts_the_threshold_trips_even_when_another_abandon_reached_it() {
+    // Two gates abandon at once. This gate's abandon is visible and ended first; the other
+    // gate's ended a few seconds later, and that gate, counting before this one's end was
+    // visible, saw only two. Deferring to it would leave the loop running until a later
+    // launch: this gate trips.
+    let aws = FakeAws {
+        abandoned: vec!["i-0aaa", ABANDONED, "i-0zzz"],
+        abandoned_ago: 5,
+        ..FakeAws::default()
+    };
+    let b = count(&aws, &GateConfig::default()).await;
+    assert_eq!(b.abandons.len(), 3, "{b:?}");
+    assert_eq!(b.abandons.last().unwrap().instance_id, "i-0zzz");
+    assert!(b.tripped, "{b:?}");
+    assert_eq!(*aws.calls.lock().unwrap(), ["SuspendProcesses"]);
+    // the other gate, counting now, finds the trip recorded and does not act again
+    let other = after_abandon(
+        &aws,
+        &GateConfig::default(),
+        "shop-web",
+        "i-0zzz",
+        Some(&release()),
+    )
+    .await
+    .unwrap();
+    assert!(!other.tripped, "{other:?}");
+    assert_eq!(*aws.calls.lock().unwrap(), ["SuspendProcesses"]);
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{HookSettings, InstanceInfo, RefreshView};
-use crate::config::{GateConfig, Serving};
+use crate::config::{GateConfig, Mode, Serving};
 
 mod network;
 #[cfg(test)]
@@ -199,8 +199,12 @@ pub fn examine(setup: &Setup) -> Vec<Finding> {
         })
         .collect();
     let put_hook = format!(
-        "aws autoscaling put-lifecycle-hook --auto-scaling-group-name {group} --lifecycle-hook-name {} --lifecycle-transition autoscaling:EC2_INSTANCE_LAUNCHING --default-result ABANDON --heartbeat-timeout 900",
-        config.hook_names[0]
+        "aws autoscaling put-lifecycle-hook --auto-scaling-group-name {group} --lifecycle-hook-name {} --lifecycle-transition autoscaling:EC2_INSTANCE_LAUNCHING --default-result {} --heartbeat-timeout 900",
+        config.hook_names[0],
+        match config.mode {
+            Mode::Shadow => "CONTINUE",
+            Mode::Enforce => "ABANDON",
+        }
     );
     let Some(hook) = served.first() else {
         out.push(finding(
@@ -224,15 +228,37 @@ pub fn examine(setup: &Setup) -> Vec<Finding> {
         String::new(),
     ));
     let h = &hook.settings;
+    // The hook's DefaultResult applies when the gate cannot answer: it must follow the
+    // mode, as the template's does.
+    let mode = config
+        .with_metadata(h.notification_metadata.as_deref())
+        .map_or(config.mode, |c| c.mode);
+    let (status, risk, wanted) = match (mode, h.default_result.as_str()) {
+        (Mode::Enforce, "ABANDON") | (Mode::Shadow, "CONTINUE") => (Status::Pass, "", ""),
+        (Mode::Shadow, _) => (
+            Status::Warn,
+            "shadow mode, yet every instance the gate cannot answer for (network path, throttling, AccessDenied) is terminated at the heartbeat timeout",
+            "CONTINUE",
+        ),
+        (Mode::Enforce, _) => (
+            Status::Fail,
+            "an instance the gate never decided (the gate failed, the event was lost) goes in service unchecked",
+            "ABANDON",
+        ),
+    };
     out.push(finding(
         "hook.default_result",
-        if h.default_result == "ABANDON" { Status::Pass } else { Status::Fail },
-        format!("DefaultResult {}", h.default_result),
-        "an instance the gate never decided (the gate failed, the event was lost) goes in service unchecked",
-        format!(
-            "aws autoscaling put-lifecycle-hook --auto-scaling-group-name {group} --lifecycle-hook-name {} --default-result ABANDON",
-            hook.name
-        ),
+        status,
+        format!("DefaultResult {} in {} mode", h.default_result, mode.as_str()),
+        risk,
+        if wanted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "aws autoscaling put-lifecycle-hook --auto-scaling-group-name {group} --lifecycle-hook-name {} --lifecycle-transition autoscaling:EC2_INSTANCE_LAUNCHING --default-result {wanted}",
+                hook.name
+            )
+        },
     ));
     // A heartbeat every half timeout, with a round and the completion's reserve between.
     let round = config.interval + config.probe_timeout;

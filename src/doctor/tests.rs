@@ -126,6 +126,14 @@ fn each_mistake_is_its_finding_with_a_fix() {
             Box::new(|s| s.hooks[0].settings.default_result = "CONTINUE".into()),
         ),
         (
+            // shadow mode with ABANDON: what the gate cannot answer for is terminated
+            "hook.default_result",
+            Status::Warn,
+            Box::new(|s| {
+                s.hooks[0].settings.notification_metadata = Some(r#"{"mode": "shadow"}"#.into())
+            }),
+        ),
+        (
             "hook.heartbeat_timeout",
             Status::Fail,
             Box::new(|s| s.hooks[0].settings.heartbeat_timeout = Duration::from_secs(20)),

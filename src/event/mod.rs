@@ -285,6 +285,13 @@ pub fn parse(event: &Value) -> Result<Vec<Notification>, EventError> {
                 kind: "continuation",
                 reason: e.to_string(),
             })?;
+        if let Some((field, expected)) = unbounded(&c.action) {
+            return Err(EventError::InvalidValue {
+                field: format!("{CONTINUATION_KEY}.action.{field}"),
+                value: "(not shown)".into(),
+                expected,
+            });
+        }
         if !(1..=CONTINUATION_VERSION).contains(&c.version)
             || !is_instance_id(&c.action.instance_id)
         {
@@ -507,6 +514,47 @@ fn name(m: &Map<String, Value>, at: &str, key: &str) -> Result<String, EventErro
         });
     }
     Ok(value.to_owned())
+}
+
+/// The first field of a hand-over's action outside the bounds an event's is held to, and
+/// what it must be: a hand-over is a claim like any event, and nothing unbounded reaches a
+/// record or an event through it.
+fn unbounded(a: &LifecycleAction) -> Option<(&'static str, &'static str)> {
+    let name_ok =
+        |v: &str| !v.is_empty() && v.chars().count() <= 255 && !v.chars().any(char::is_control);
+    if a.transition != LAUNCHING {
+        return Some(("transition", "autoscaling:EC2_INSTANCE_LAUNCHING"));
+    }
+    if !name_ok(&a.group_name) {
+        return Some((
+            "group_name",
+            "1 to 255 characters without control characters",
+        ));
+    }
+    if !name_ok(&a.hook_name) {
+        return Some((
+            "hook_name",
+            "1 to 255 characters without control characters",
+        ));
+    }
+    if a.token
+        .as_deref()
+        .is_some_and(|t| t.len() > 72 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Some(("token", "a lifecycle action token (a UUID)"));
+    }
+    // NotificationMetadata is at most 1023 characters (PutLifecycleHook); the hand-over's
+    // copy is never read, only bounded.
+    if a.notification_metadata
+        .as_deref()
+        .is_some_and(|m| m.chars().count() > 1023)
+    {
+        return Some(("notification_metadata", "at most 1023 characters"));
+    }
+    if a.sent_at.as_deref().is_some_and(|t| t.len() > 64) {
+        return Some(("sent_at", "an RFC 3339 time"));
+    }
+    None
 }
 
 fn is_instance_id(id: &str) -> bool {

@@ -180,3 +180,35 @@ fn one_bad_record_fails_the_whole_batch() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hand_overs_fields_are_bounded_like_an_events() {
+    let hand_over = |action: Value| {
+        json!({ CONTINUATION_KEY: {
+            "version": 2, "action": action, "started_at_ms": 0,
+            "probe_count": 0, "heartbeats": 0, "hop": 1
+        }})
+    };
+    let action = json!({
+        "token": "3f1e4b0c-0000-4000-8000-000000000002", "group_name": "shop-web",
+        "hook_name": "launch-gate", "instance_id": "i-0123456789abcdef0",
+        "transition": "autoscaling:EC2_INSTANCE_LAUNCHING", "notification_metadata": null,
+        "origin": null, "destination": null, "sent_at": null, "delivery": "continuation"
+    });
+    assert!(parse(&hand_over(action.clone())).is_ok());
+    for (field, value) in [
+        ("transition", json!("x".repeat(2 << 20))),
+        ("group_name", json!("g".repeat(256))),
+        ("hook_name", json!("")),
+        ("token", json!("t".repeat(100))),
+        ("notification_metadata", json!("m".repeat(1024))),
+        ("sent_at", json!("s".repeat(65))),
+    ] {
+        let mut a = action.clone();
+        a[field] = value;
+        let err = parse(&hand_over(a)).unwrap_err().to_string();
+        assert!(err.contains(field), "{field}: {err}");
+        // the refused value is never echoed
+        assert!(err.len() < 400, "{field}: {}", err.len());
+    }
+}

@@ -71,6 +71,23 @@ pub(super) struct BaselineState {
     pub(super) environment: Option<String>,
 }
 
+/// The longest the baseline's reads take, the first time a wait needs them: a
+/// `DescribeAutoScalingGroups` and a `DescribeInstances`, each at most the SDK's whole
+/// operation timeout (`aws::sdk::OPERATION_TIMEOUT`, 8 s, retries included).
+pub(super) const BASELINE_READS: Duration = Duration::from_secs(16);
+
+impl BaselineState {
+    /// The time the baseline's reads may still take: [`BASELINE_READS`] until they were
+    /// made, then nothing.
+    pub(super) fn reads_still_due(&self) -> Duration {
+        if self.looked {
+            Duration::ZERO
+        } else {
+            BASELINE_READS
+        }
+    }
+}
+
 /// What one comparison says of a failing round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Comparison {
@@ -130,7 +147,7 @@ pub(crate) fn pick<'a>(
         let (_, info) = described.iter().find(|(id, _)| *id == c.instance_id)?;
         let ip = info
             .private_ip
-            .filter(|ip| info.state == "running" && !crate::probe::is_link_local(*ip))?;
+            .filter(|ip| info.state == "running" && !crate::probe::is_never_probed(*ip))?;
         Some((*c, ip))
     })
 }

@@ -1,7 +1,7 @@
 //! The instance as EC2 describes it: running, with a private IP that is never link-local.
 
 use super::*;
-use crate::probe::is_link_local;
+use crate::probe::is_never_probed;
 
 impl<P: Prober, A: Aws> Gate<P, A> {
     /// Waits for EC2 to report the instance with a private IP; the instance as EC2 then
@@ -47,11 +47,13 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 Some(InstanceInfo {
                     private_ip: Some(ip),
                     ..
-                }) if is_link_local(ip) => {
-                    // The metadata service and other link-local services live there: never
-                    // a target, whatever EC2 or an event says.
-                    record.hand_off(format_args!("refusing to probe {ip}, a link-local address"));
-                    error!(instance_id = %action.instance_id, %ip, "refused a link-local private IP");
+                }) if is_never_probed(ip) => {
+                    // The metadata service and other host services live there: never a
+                    // target, whatever EC2 or an event says.
+                    record.hand_off(format_args!(
+                        "refusing to probe {ip}: a link-local, metadata, unspecified, broadcast, multicast or IPv4-mapped address is never a target"
+                    ));
+                    error!(instance_id = %action.instance_id, %ip, "refused a private IP that is never probed");
                     return Ok(None);
                 }
                 // Running, not only addressed: EC2 gives a private IP while the instance is

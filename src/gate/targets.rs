@@ -27,7 +27,16 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                     "the group has no target groups: no target-group health check to run".into(),
                 );
             }
-            arns = group_arns;
+            let (elb, other): (Vec<String>, Vec<String>) = group_arns
+                .into_iter()
+                .partition(|a| crate::aws::is_elb_target_group(a));
+            if !other.is_empty() {
+                record.target_groups_note = Some(format!(
+                    "skipped, not Elastic Load Balancing target groups (VPC Lattice): {}",
+                    other.join(", ")
+                ));
+            }
+            arns = elb;
         } else {
             record.target_groups_note =
                 Some("target-group checks are off (target_group_checks)".into());

@@ -71,7 +71,17 @@ impl<P: Prober, A: Aws> Gate<P, A> {
             if !hold.keep_alive(record, clock, now).await {
                 return Ok(WaitEnd::Stopped);
             }
-            if clock.handoff_at.is_some_and(|h| now + probe_time >= h) {
+            // A round that fails past the grace period sends its check to the baseline too
+            // (and reads the group and its instances the first time): no round starts
+            // that such extra work would carry past the hand-over.
+            let round_time = probe_time
+                + match &w.baseline {
+                    Some(_) if now - start >= w.policy.grace_period => {
+                        probe_time + baseline.reads_still_due()
+                    }
+                    _ => Duration::ZERO,
+                };
+            if clock.handoff_at.is_some_and(|h| now + round_time >= h) {
                 return Ok(WaitEnd::InvocationEnding);
             }
             if now >= next_probe {
@@ -140,7 +150,7 @@ impl<P: Prober, A: Aws> Gate<P, A> {
                 .min(clock.wait_deadline)
                 .min(clock.next_heartbeat);
             if let Some(h) = clock.handoff_at {
-                wake = wake.min(h.checked_sub(probe_time).unwrap_or(now));
+                wake = wake.min(h.checked_sub(round_time).unwrap_or(now));
             }
             sleep_until(wake.max(Instant::now())).await;
         };

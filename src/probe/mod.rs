@@ -175,12 +175,25 @@ impl ProbeRequest {
     }
 }
 
-/// Whether `ip` is link-local (169.254.0.0/16, fe80::/10), where the instance metadata
-/// service and other host-local services live: never a target, whatever a claim says.
-pub fn is_link_local(ip: IpAddr) -> bool {
+/// Whether `ip` is never a target, whatever EC2, ECS or a claim says: link-local
+/// (169.254.0.0/16, fe80::/10) and the IPv6 instance metadata range (fd00:ec2::/32), where
+/// the metadata service and other host services live; unspecified, "this network"
+/// (0.0.0.0/8), broadcast and multicast addresses; and IPv4-mapped IPv6 addresses (EC2
+/// never gives one, and one would reach the IPv4 address it maps). Loopback is left to
+/// EC2's answer: AWS never assigns it, and the project's test topology lives there.
+pub fn is_never_probed(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V4(v4) => {
+            v4.is_link_local() || v4.octets()[0] == 0 || v4.is_broadcast() || v4.is_multicast()
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0xfd00 && s[1] == 0x0ec2)
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.to_ipv4_mapped().is_some()
+        }
     }
 }
 

@@ -132,3 +132,32 @@ async fn refused_and_malformed_and_silent_are_named() {
     assert!(timed_out.latency_ms < 2000);
     keep.abort();
 }
+
+#[test]
+fn addresses_that_are_never_a_target() {
+    let never = |s: &str| is_never_probed(s.parse().unwrap());
+    for refused in [
+        "169.254.169.254",
+        "fe80::1",
+        "fd00:ec2::254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "255.255.255.255",
+        "224.0.0.1",
+        "::",
+        "ff02::1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.0.1.7",
+    ] {
+        assert!(never(refused), "{refused}");
+    }
+    for allowed in [
+        "10.0.1.7",
+        "172.31.14.247",
+        "2600:1f18::7",
+        "127.0.1.4",
+        "::1",
+    ] {
+        assert!(!never(allowed), "{allowed}");
+    }
+}

@@ -92,9 +92,13 @@ class Defaults(unittest.TestCase):
     def test_no_log_level_drops_the_records(self):
         self.assertEqual(set(PARAMETERS["LogLevel"]["AllowedValues"]), {"TRACE", "DEBUG", "INFO"})
 
-    def test_the_hook_abandons_what_the_gate_never_decided(self):
+    def test_the_hooks_default_result_follows_the_mode(self):
+        # Shadow mode never terminates what the gate could not answer for; enforce never
+        # lets it in unchecked.
         hook = TEMPLATE["Resources"]["LaunchLifecycleHook"]["Properties"]
-        self.assertEqual(hook["DefaultResult"], "ABANDON")
+        self.assertEqual(hook["DefaultResult"], {"Fn::If": ["IsShadow", "CONTINUE", "ABANDON"]})
+        self.assertEqual(TEMPLATE["Conditions"]["IsShadow"], {"Fn::Equals": [{"Ref": "Mode"}, "shadow"]})
+        self.assertEqual(PARAMETERS["Mode"]["Default"], "shadow")
         self.assertEqual(hook["LifecycleTransition"], "autoscaling:EC2_INSTANCE_LAUNCHING")
         self.assertIn("NotificationMetadata", hook)
 
@@ -148,6 +152,18 @@ class Ecs(unittest.TestCase):
                                            "ecs:DescribeServiceRevisions", "ecs:DescribeServices",
                                            "ecs:DescribeTasks", "ecs:ListTasks"])
         self.assertIn("EcsLifecycleHook", TEMPLATE["Outputs"])
+
+    def test_the_ecs_invoke_role_is_for_this_accounts_cluster(self):
+        role = TEMPLATE["Resources"]["EcsHookInvokeRole"]
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        condition = statement["Condition"]
+        self.assertEqual(condition["StringEquals"], {"aws:SourceAccount": {"Ref": "AWS::AccountId"}})
+        self.assertIn("${EcsClusterName}/*", condition["ArnLikeIfExists"]["aws:SourceArn"]["Fn::Sub"])
+
+    def test_scaling_activities_are_readable_whatever_the_breaker(self):
+        statements = TEMPLATE["Resources"]["GateFunction"]["Properties"]["Policies"][0]["Statement"]
+        plain = [st for st in statements if isinstance(st, dict) and "Action" in st]
+        self.assertTrue(any(st["Action"] == "autoscaling:DescribeScalingActivities" for st in plain))
 
     def test_the_ecs_hook_output_rolls_back_on_its_timeout_and_the_cluster_is_served(self):
         hook = TEMPLATE["Outputs"]["EcsLifecycleHook"]["Value"]["Fn::Sub"]

@@ -155,12 +155,14 @@ impl AutoScalingGroups for SdkAws {
             return Ok(None);
         };
         let mut arns: Vec<String> = group.target_group_arns().to_vec();
+        // Every target group among the traffic sources: ELB's, and VPC Lattice's, which
+        // the caller names and skips (`is_elb_target_group`).
         for source in group.traffic_sources() {
-            let is_elbv2 = source.r#type() == Some("elbv2")
+            let is_target_group = matches!(source.r#type(), Some("elbv2" | "vpc-lattice"))
                 || source
                     .identifier()
                     .is_some_and(|i| i.contains(":targetgroup/"));
-            if let Some(arn) = source.identifier().filter(|_| is_elbv2)
+            if let Some(arn) = source.identifier().filter(|_| is_target_group)
                 && !arns.iter().any(|a| a == arn)
             {
                 arns.push(arn.to_owned());

@@ -80,6 +80,9 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             let answer = serde_json::to_value(self.ecs_hook(event, invoked).await?.0);
             return Ok(answer.unwrap_or_default());
         }
+        if let Some(records) = sqs_batch(event) {
+            return Ok(self.sqs_batch(records, invoked).await);
+        }
         let summary = self
             .handle_invocation(event, invoked.deadline, invoked.request_id)
             .await?;
@@ -88,6 +91,47 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             "decisions": summary.decisions.iter().map(crate::publish::without_body).collect::<Vec<_>>(),
             "ignored": summary.ignored,
         }))
+    }
+
+    /// An SQS batch, one message at a time and all at once: a message that fails (malformed,
+    /// or AWS unreadable) is reported in `batchItemFailures` by its `messageId`, so that SQS
+    /// delivers it again (the event source mapping's `ReportBatchItemFailures`), and the
+    /// others are not failed with it. The decisions and ignored notifications follow, as for
+    /// any other event.
+    async fn sqs_batch(&self, records: &[Value], invoked: Invoked<'_>) -> Value {
+        let results = futures::future::join_all(records.iter().map(|r| async move {
+            let one = serde_json::json!({ "Records": [r] });
+            let id = r
+                .get("messageId")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (
+                id,
+                self.handle_invocation(&one, invoked.deadline, invoked.request_id)
+                    .await,
+            )
+        }))
+        .await;
+        let mut failures = Vec::new();
+        let mut decisions = Vec::new();
+        let mut ignored = Vec::new();
+        for (id, result) in results {
+            match result {
+                Ok(summary) => {
+                    decisions.extend(summary.decisions.iter().map(crate::publish::without_body));
+                    ignored.extend(summary.ignored);
+                }
+                Err(e) => {
+                    warn!(message_id = %id, error = %e, "an SQS message failed; SQS delivers it again");
+                    failures.push(serde_json::json!({ "itemIdentifier": id }));
+                }
+            }
+        }
+        serde_json::json!({
+            "batchItemFailures": failures,
+            "decisions": decisions,
+            "ignored": ignored,
+        })
     }
 
     /// Answers one ECS lifecycle hook invocation (`event`, already recognised by
@@ -456,6 +500,20 @@ impl<P: Prober, A: Aws + EcsDeployments> Gate<P, A> {
             .ecs_checks(config, &green, tg.as_ref(), elapsed, state, record)
             .await)
     }
+}
+
+/// The records of an SQS batch (`Records[]` whose every record has `eventSource`
+/// `aws:sqs` and a `messageId`), or `None` for any other event.
+fn sqs_batch(event: &Value) -> Option<&[Value]> {
+    let records = event.get("Records")?.as_array()?;
+    let all_sqs = !records.is_empty()
+        && records.iter().all(|r| {
+            r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs")
+                && r.get("messageId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| !m.is_empty())
+        });
+    all_sqs.then_some(records.as_slice())
 }
 
 /// Whether ECS confirms the invocation's deployment: it exists, for that service and green
