@@ -36,8 +36,30 @@ fn release(setup: fn() -> AppSetup) -> impl Fn(u32, usize) -> Option<AppSetup> {
 
 const LIMIT: Duration = Duration::from_secs(90);
 
+/// Revision 3's app lacks the task's (or instance's) IP in `ALLOWED_HOSTS`; the others
+/// are healthy.
+fn revision_3_rejects_the_ip(revision: u32, _: usize) -> Option<AppSetup> {
+    Some(if revision == 3 {
+        AppSetup::allowing("shop.example.com")
+    } else {
+        AppSetup::default()
+    })
+}
+
 fn status(d: &aws_sdk_ecs::types::ServiceDeployment) -> &str {
     d.status().map_or("none", |s| s.as_str())
+}
+
+/// `launch-gate probe --ecs-service shop/web --json`: its exit code and its document.
+fn probe_service(world: &EcsWorld) -> (Option<i32>, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
+        .args(["probe", "--ecs-service", "shop/web", "--json", "--port"])
+        .arg(world.port.to_string())
+        .env("AWS_ENDPOINT_URL", &world.emulator.url)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), doc)
 }
 
 /// Deploys `revision` under `contract` and waits for the deployment's end.
@@ -255,15 +277,7 @@ async fn forged_invocations_decide_nothing_and_publish_nothing() {
         assert!(std::time::Instant::now() < until, "no invocation arrived");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let d = world
-        .ecs
-        .describe_service_deployments()
-        .service_deployment_arns(&deployment)
-        .send()
-        .await
-        .unwrap()
-        .service_deployments()[0]
-        .clone();
+    let d = world.deployment(&deployment).await;
     let service_arn = d.service_arn().unwrap().to_owned();
     let revision = d
         .target_service_revision()
@@ -365,15 +379,7 @@ async fn a_round_that_would_outlast_the_invocation_is_not_counted() {
     }
     // Lambda ends the invocation in 1 s: less than the gate keeps back for its answer.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    let d = world
-        .ecs
-        .describe_service_deployments()
-        .service_deployment_arns(&deployment)
-        .send()
-        .await
-        .unwrap()
-        .service_deployments()[0]
-        .clone();
+    let d = world.deployment(&deployment).await;
     let event = json!({
         "executionId": "replayed",
         "lifecycleStage": "POST_SCALE_UP",
@@ -484,13 +490,7 @@ async fn bridge_mode_tasks_are_checked_on_their_instance_and_host_port() {
             network: EcsNetwork::Bridge,
             ..EcsOptions::default()
         },
-        |revision: u32, _| {
-            Some(if revision == 3 {
-                AppSetup::allowing("shop.example.com")
-            } else {
-                AppSetup::default()
-            })
-        },
+        revision_3_rejects_the_ip,
         true,
     )
     .await;
@@ -523,14 +523,8 @@ async fn bridge_mode_tasks_are_checked_on_their_instance_and_host_port() {
         }
     }
     // From a terminal: each running task on its instance's IP and host port.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
-        .args(["probe", "--ecs-service", "shop/web", "--json", "--port"])
-        .arg(world.port.to_string())
-        .env("AWS_ENDPOINT_URL", &world.emulator.url)
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(0), "{doc}");
+    let (code, doc) = probe_service(&world);
+    assert_eq!(code, Some(0), "{doc}");
     let tasks = doc["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 2, "{doc}");
     assert!(
@@ -555,13 +549,7 @@ async fn traffic_shift_hooks_pass_and_a_rollback_is_never_held_up() {
             ],
             ..EcsOptions::default()
         },
-        |revision: u32, _| {
-            Some(if revision == 3 {
-                AppSetup::allowing("shop.example.com")
-            } else {
-                AppSetup::default()
-            })
-        },
+        revision_3_rejects_the_ip,
         true,
     )
     .await;
@@ -572,12 +560,7 @@ async fn traffic_shift_hooks_pass_and_a_rollback_is_never_held_up() {
             answers
                 .iter()
                 .filter(|a| a.stage == stage)
-                .map(|a| {
-                    a.response["hookStatus"]
-                        .as_str()
-                        .unwrap_or("none")
-                        .to_owned()
-                })
+                .map(common::Answer::status)
                 .collect()
         };
         assert_eq!(at("TEST_TRAFFIC_SHIFT"), ["SUCCEEDED"], "{answers:#?}");
@@ -624,13 +607,7 @@ async fn probe_checks_every_running_task_of_a_service() {
             std::time::Instant::now() < until,
             "the tasks never answered"
         );
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-gate"))
-            .args(["probe", "--ecs-service", "shop/web", "--json", "--port"])
-            .arg(world.port.to_string())
-            .env("AWS_ENDPOINT_URL", &world.emulator.url)
-            .output()
-            .unwrap();
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let (code, doc) = probe_service(&world);
         // both apps up: one passes, one answers 400
         let answered = doc["tasks"].as_array().is_some_and(|t| {
             t.len() == 2
@@ -638,7 +615,7 @@ async fn probe_checks_every_running_task_of_a_service() {
                     .all(|t| t["checks"][0]["status"].as_u64().is_some())
         });
         if answered {
-            break (out.status.code(), doc);
+            break (code, doc);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

@@ -467,6 +467,18 @@ async fn a_token_beside_another_instances_id_decides_only_the_instance_probed() 
     }
 }
 
+/// The function's answer to the world's launch event, as a synchronous invoker gets it.
+async fn function_answer(world: &World) -> Value {
+    world
+        .gate()
+        .respond(
+            &world.event("launch.json"),
+            launch_gate::gate::ecs::Invoked::default(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Serves every request at `ip:port` with `response` (a whole HTTP/1.1 response), until
 /// dropped.
 fn answer_always(
@@ -502,12 +514,7 @@ async fn nothing_secret_leaves_the_gate() {
         .into_boxed_str(),
     );
     let _server = answer_always(world.ip, world.port, response);
-    let event = world.event("launch.json");
-    let answer = world
-        .gate()
-        .respond(&event, launch_gate::gate::ecs::Invoked::default())
-        .await
-        .unwrap();
+    let answer = function_answer(&world).await;
     let record = &answer["decisions"][0];
     assert_eq!(record["result"], "ABANDON", "{answer}");
     assert_eq!(record["last_failure"]["status"], 500, "{answer}");
@@ -557,12 +564,7 @@ async fn a_redirects_query_never_leaves_the_gate() {
         world.port,
         "HTTP/1.1 302 Found\r\nLocation: https://login.example.com/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
-    let event = world.event("launch.json");
-    let answer = world
-        .gate()
-        .respond(&event, launch_gate::gate::ecs::Invoked::default())
-        .await
-        .unwrap();
+    let answer = function_answer(&world).await;
     let record = &answer["decisions"][0];
     assert_eq!(record["result"], "ABANDON", "{answer}");
     assert_eq!(

@@ -34,6 +34,16 @@ pub struct Answer {
     pub record: Value,
 }
 
+impl Answer {
+    /// The `hookStatus` answered (`none` on a function error).
+    pub fn status(&self) -> String {
+        self.response["hookStatus"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned()
+    }
+}
+
 /// The gate's answers to the hook.
 pub type Answers = Arc<Mutex<Vec<Answer>>>;
 
@@ -399,21 +409,25 @@ impl EcsWorld {
             .clone()
     }
 
+    /// The service deployment `arn`, as `DescribeServiceDeployments` shows it now.
+    pub async fn deployment(&self, arn: &str) -> aws_sdk_ecs::types::ServiceDeployment {
+        self.ecs
+            .describe_service_deployments()
+            .service_deployment_arns(arn)
+            .send()
+            .await
+            .unwrap()
+            .service_deployments()[0]
+            .clone()
+    }
+
     /// The deployment once it ended (`SUCCESSFUL`, `ROLLBACK_SUCCESSFUL`, ...), within
     /// `limit`; the test fails past it.
     pub async fn ended(&self, arn: &str, limit: Duration) -> aws_sdk_ecs::types::ServiceDeployment {
         let until = Instant::now() + limit;
         loop {
             assert!(!self.player.is_finished(), "the harness's player died");
-            let d = self
-                .ecs
-                .describe_service_deployments()
-                .service_deployment_arns(arn)
-                .send()
-                .await
-                .unwrap()
-                .service_deployments()[0]
-                .clone();
+            let d = self.deployment(arn).await;
             let status = d
                 .status()
                 .map(|s| s.as_str().to_owned())
@@ -459,12 +473,7 @@ impl EcsWorld {
     pub fn statuses(&self, deployment: &str) -> Vec<String> {
         self.answers(deployment)
             .iter()
-            .map(|a| {
-                a.response["hookStatus"]
-                    .as_str()
-                    .unwrap_or("none")
-                    .to_owned()
-            })
+            .map(Answer::status)
             .collect()
     }
 

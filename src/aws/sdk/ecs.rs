@@ -265,19 +265,10 @@ impl EcsDeployments for SdkAws {
             .iter()
             .filter_map(|d| {
                 let target = d.target()?;
-                let health = d.target_health();
                 Some(TargetEntry {
                     id: target.id()?.to_owned(),
                     port: target.port().and_then(|p| u16::try_from(p).ok()),
-                    health: TargetHealth {
-                        state: health
-                            .and_then(|h| h.state())
-                            .map_or_else(|| "unavailable".to_owned(), |s| s.as_str().to_owned()),
-                        reason: health
-                            .and_then(|h| h.reason())
-                            .map(|r| r.as_str().to_owned()),
-                        description: health.and_then(|h| h.description()).map(str::to_owned),
-                    },
+                    health: super::elb_events::target_health(d.target_health()),
                 })
             })
             .collect())

@@ -134,15 +134,22 @@ impl TargetGroups for SdkAws {
             .iter()
             .find(|d| d.target().and_then(|t| t.id()) == Some(instance_id))
             .and_then(|d| d.target_health());
-        Ok(TargetHealth {
-            state: health
-                .and_then(|h| h.state())
-                .map_or_else(|| "unavailable".to_owned(), |s| s.as_str().to_owned()),
-            reason: health
-                .and_then(|h| h.reason())
-                .map(|r| r.as_str().to_owned()),
-            description: health.and_then(|h| h.description()).map(str::to_owned),
-        })
+        Ok(target_health(health))
+    }
+}
+
+/// ELB's answer for one target, verbatim; no answer is `unavailable`.
+pub(super) fn target_health(
+    health: Option<&aws_sdk_elasticloadbalancingv2::types::TargetHealth>,
+) -> TargetHealth {
+    TargetHealth {
+        state: health
+            .and_then(|h| h.state())
+            .map_or_else(|| "unavailable".to_owned(), |s| s.as_str().to_owned()),
+        reason: health
+            .and_then(|h| h.reason())
+            .map(|r| r.as_str().to_owned()),
+        description: health.and_then(|h| h.description()).map(str::to_owned),
     }
 }
 
