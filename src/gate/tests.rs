@@ -504,3 +504,29 @@ async fn without_a_baseline_the_release_is_judged_alone() {
     assert_eq!(r.probe_count, 6);
     assert!(r.baseline.is_none());
 }
+
+/// Every probe runs to its timeout and fails: the subject and the baseline alike.
+struct SlowProber;
+
+impl Prober for SlowProber {
+    async fn probe(&self, request: &ProbeRequest) -> ProbeOutcome {
+        tokio::time::sleep(request.timeout).await;
+        FakeProber(Mutex::new(vec![false])).probe(request).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_rounds_baseline_work_never_outlasts_the_hand_over() {
+    // The hand-over is due 23 s in. The round at 20 s (past the grace period) takes its
+    // 2 s timeout, then its baseline probe 2 s more, after the baseline's first reads: the
+    // gate must not start it, or the invocation is killed before it hands over.
+    let gate = Gate::new(config(), SlowProber, with_baseline());
+    let deadline = Instant::now() + Duration::from_secs(23) + INVOCATION_RESERVE;
+    let r = gate.gate(&action(), Some(deadline)).await.unwrap();
+    assert_eq!(r.outcome, Outcome::HandedOff, "{}", r.reason);
+    assert!(
+        Instant::now() <= deadline - INVOCATION_RESERVE,
+        "the gate worked past its hand-over: {:?} late",
+        Instant::now() - (deadline - INVOCATION_RESERVE)
+    );
+}
